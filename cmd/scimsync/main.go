@@ -1,0 +1,86 @@
+// Command scimsync keeps SCIM 2.0 services in step with LDAP directories.
+// A pipe script declares the source, the SCIM service, the endpoints and the
+// sync classes with their mappings; `scimsync help` lists the commands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"check", "compile pipe scripts and report every problem with its place", runCheck},
+		{"map", "show the SCIM resources a pipe makes of LDIF entries", runMap},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and found problems
+	exitUsage = 2 // the command line was wrong
+)
+
+// run is the whole program, with its streams, so tests can drive it.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help":
+		if len(args) > 1 {
+			for _, c := range commands {
+				if c.name == args[1] {
+					return c.run([]string{"--help"}, stdin, stdout, stderr)
+				}
+			}
+		}
+		usage(stdout)
+		return exitOK
+	case "--version":
+		name = "version"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(args[1:], stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "scimsync: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `scimsync keeps SCIM 2.0 services in step with LDAP directories.
+
+Usage:
+  scimsync <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run "scimsync <command> --help" for a command's flags.
+With no pipe script, map runs the embedded demo pipe.
+`)
+}

@@ -1,0 +1,186 @@
+package lang
+
+import (
+	"strings"
+)
+
+// ChangeType is the kind of LDAP change a Change reports.
+type ChangeType uint8
+
+// The change types, as LDIF and the changelogs name them.
+const (
+	Add ChangeType = iota + 1
+	Modify
+	Delete
+	ModRDN
+)
+
+var changeTypeNames = [...]string{Add: "add", Modify: "modify", Delete: "delete", ModRDN: "modrdn"}
+
+// String returns the LDIF name: add, modify, delete or modrdn.
+func (t ChangeType) String() string {
+	if int(t) < len(changeTypeNames) && t > 0 {
+		return changeTypeNames[t]
+	}
+	return "unknown"
+}
+
+// ParseChangeType reads an LDIF changetype; moddn is modrdn.
+func ParseChangeType(s string) (ChangeType, bool) {
+	switch strings.ToLower(s) {
+	case "add":
+		return Add, true
+	case "modify":
+		return Modify, true
+	case "delete":
+		return Delete, true
+	case "modrdn", "moddn":
+		return ModRDN, true
+	}
+	return 0, false
+}
+
+// Change is one LDAP change as expressions see it: the change type, the
+// entry's DN (the new DN after a rename), the previous DN on a rename, the
+// names of the changed attributes, and the current entry (nil, or holding
+// only what the delete record carried, for a delete).
+type Change struct {
+	Type    ChangeType
+	DN      string
+	OldDN   string   // the DN before a modrdn; "" otherwise
+	Changed []string // attribute names a modify changed, as the source reported them
+	Entry   *Entry
+}
+
+// Entry is an LDAP entry: a DN and attributes whose names match
+// case-insensitively (RFC 4512 §2.5): givenName, givenname and GIVENNAME are
+// one attribute, whatever case the server sent.
+type Entry struct {
+	DN    string
+	attrs []Attr
+	index map[string]int // lower-case name -> position in attrs
+}
+
+// Attr is one attribute of an entry. Values are strings holding the raw
+// bytes, so binary values (objectGUID, jpegPhoto) are kept as they are.
+type Attr struct {
+	Name   string
+	Values []string
+}
+
+// NewEntry builds an entry. Attributes whose names differ only in case are
+// merged, keeping the first spelling.
+func NewEntry(dn string, attrs []Attr) *Entry {
+	e := &Entry{DN: dn, index: make(map[string]int, len(attrs))}
+	for _, a := range attrs {
+		e.Add(a.Name, a.Values...)
+	}
+	return e
+}
+
+// Get returns the values of an attribute, or nil.
+func (e *Entry) Get(name string) []string {
+	if e == nil {
+		return nil
+	}
+	if i, ok := e.index[name]; ok {
+		return e.attrs[i].Values
+	}
+	if i, ok := e.index[lowerASCII(name)]; ok {
+		return e.attrs[i].Values
+	}
+	return nil
+}
+
+// First returns the first value of an attribute, or "".
+func (e *Entry) First(name string) string {
+	if v := e.Get(name); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Attrs returns the attributes in the order they were added.
+func (e *Entry) Attrs() []Attr {
+	if e == nil {
+		return nil
+	}
+	return e.attrs
+}
+
+// Add appends values to an attribute, creating it if needed.
+func (e *Entry) Add(name string, values ...string) {
+	k := lowerASCII(name)
+	if i, ok := e.index[k]; ok {
+		e.attrs[i].Values = append(e.attrs[i].Values, values...)
+		return
+	}
+	e.index[k] = len(e.attrs)
+	e.attrs = append(e.attrs, Attr{Name: name, Values: append([]string(nil), values...)})
+}
+
+// Replace sets an attribute's values; no values removes it.
+func (e *Entry) Replace(name string, values ...string) {
+	e.Delete(name)
+	if len(values) > 0 {
+		e.Add(name, values...)
+	}
+}
+
+// Delete removes an attribute, or with values only those values
+// (case-insensitively, as most LDAP matching rules compare).
+func (e *Entry) Delete(name string, values ...string) {
+	k := lowerASCII(name)
+	i, ok := e.index[k]
+	if !ok {
+		return
+	}
+	if len(values) > 0 {
+		kept := e.attrs[i].Values[:0:0]
+	outer:
+		for _, v := range e.attrs[i].Values {
+			for _, d := range values {
+				if strings.EqualFold(v, d) {
+					continue outer
+				}
+			}
+			kept = append(kept, v)
+		}
+		if len(kept) > 0 {
+			e.attrs[i].Values = kept
+			return
+		}
+	}
+	e.attrs = append(e.attrs[:i], e.attrs[i+1:]...)
+	delete(e.index, k)
+	for j := i; j < len(e.attrs); j++ {
+		e.index[lowerASCII(e.attrs[j].Name)] = j
+	}
+}
+
+// Clone returns a deep copy.
+func (e *Entry) Clone() *Entry {
+	c := &Entry{DN: e.DN, index: make(map[string]int, len(e.attrs))}
+	for _, a := range e.attrs {
+		c.Add(a.Name, a.Values...)
+	}
+	return c
+}
+
+// lowerASCII lower-cases an attribute description. Descriptions are ASCII
+// (RFC 4512 §1.4), so this avoids strings.ToLower's Unicode work; it returns
+// s itself when it has no upper-case letter.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}

@@ -1,0 +1,249 @@
+package lang
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Evaluator evaluates changes against a compiled pipe. It keeps its own VM
+// and variables, so it is not safe for concurrent use: give each worker one.
+type Evaluator struct {
+	p    *Pipe
+	vm   vm.VM
+	env  map[string]any
+	res  Result
+	dn   *ldap.DN
+	dnOK bool
+	ch   *Change
+}
+
+// NewEvaluator returns an evaluator for p.
+func (p *Pipe) NewEvaluator() *Evaluator {
+	env := make(map[string]any, len(p.env)+len(p.attrs)+4)
+	for k, v := range p.env {
+		env[k] = v
+	}
+	return &Evaluator{p: p, env: env}
+}
+
+// Result is what a pipe makes of one change: the class and endpoint that
+// take it, the lookup filter, and the evaluated mappings, from which
+// Resource builds the SCIM JSON. A Result is valid until the evaluator's
+// next Eval.
+type Result struct {
+	Change     *Change
+	Mode       Mode
+	OutOfScope bool // no class takes the change
+	Class      *Class
+	Endpoint   *Endpoint
+	Filter     string // the lookup filter; "" when the endpoint has none
+
+	values []any // per mapping of Class; nil when not evaluated or empty
+}
+
+// EvalError is an expression that failed on one change. It fails that
+// change only, never the pipe.
+type EvalError struct {
+	Pos  Pos    // where in the script
+	DN   string // the entry
+	What string // what was computed: "when of class people", "name.givenName"
+	Msg  string
+}
+
+// Error gives `file:line:col: dn: what: message`.
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s: %s: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.DN, e.What, e.Msg)
+}
+
+// Eval classifies a change and evaluates what its class needs: endpoint,
+// lookup filter and, unless it is a delete, the mappings used in mode.
+func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
+	ev.bind(ch)
+	r := &ev.res
+	*r = Result{Change: ch, Mode: mode, values: r.values[:0]}
+	cl, err := ev.classify(ch, nil)
+	if err != nil {
+		return nil, err
+	}
+	if cl == nil {
+		r.OutOfScope = true
+		return r, nil
+	}
+	r.Class = cl
+	if r.Endpoint, err = ev.endpoint(cl); err != nil {
+		return nil, err
+	}
+	if r.Filter, err = ev.lookup(r.Endpoint); err != nil {
+		return nil, err
+	}
+	if ch.Type == Delete {
+		return r, nil
+	}
+	for _, m := range cl.Mappings {
+		if m.Usage&(bit(Create, mode)|bit(Update, mode)) == 0 {
+			r.values = append(r.values, nil)
+			continue
+		}
+		v, err := ev.run(m.prog)
+		if err != nil {
+			return nil, err
+		}
+		r.values = append(r.values, v)
+	}
+	return r, nil
+}
+
+// bind sets the variables for a change.
+func (ev *Evaluator) bind(ch *Change) {
+	ev.ch = ch
+	ev.dn, ev.dnOK = nil, false
+	env := ev.env
+	env["dn"] = ch.DN
+	env["oldDN"] = ch.OldDN
+	env["changeType"] = ch.Type.String()
+	env["changed"] = ch.Changed
+	for _, a := range ev.p.attrs {
+		env[a] = ch.Entry.Get(a)
+	}
+}
+
+func (ev *Evaluator) run(e *expression) (any, error) {
+	v, err := ev.vm.Run(e.prog, ev.env)
+	if err != nil {
+		return nil, ev.evalError(e, err)
+	}
+	return v, nil
+}
+
+func (ev *Evaluator) evalError(e *expression, err error) *EvalError {
+	ee := &EvalError{Pos: e.pos, DN: ev.ch.DN, What: e.what, Msg: err.Error()}
+	if fe, ok := err.(*file.Error); ok {
+		ee.Msg = fe.Message
+		ee.Pos = ev.p.src.Pos(e.text.off + runeOffsetToByte(e.text.text, fe.From))
+	}
+	if strings.Contains(ee.Msg, "<nil>") {
+		ee.Msg += " (an attribute it reads has no value here: give a default with ??, e.g. first(cn) ?? \"\")"
+	}
+	return ee
+}
+
+// ClassReport says whether one class took a change, and if not, why not.
+type ClassReport struct {
+	Class  *Class
+	Match  bool
+	Reason string // why it did not match: "not under …", "when is false", "does not synchronize deletes"
+}
+
+// Explain evaluates the classes in order for a change and reports each one
+// up to the first that matches.
+func (ev *Evaluator) Explain(ch *Change) ([]ClassReport, error) {
+	ev.bind(ch)
+	var reports []ClassReport
+	_, err := ev.classify(ch, &reports)
+	return reports, err
+}
+
+// classify returns the first class that takes the change, or nil.
+func (ev *Evaluator) classify(ch *Change, reports *[]ClassReport) (*Class, error) {
+	var op uint8
+	switch ch.Type {
+	case Add:
+		op = opCreate
+	case Delete:
+		op = opDelete
+	default:
+		op = opModify
+	}
+	for _, cl := range ev.p.Classes {
+		reason := ""
+		switch {
+		case cl.ops&op == 0:
+			reason = "does not synchronize " + map[uint8]string{opCreate: "creates", opModify: "modifies", opDelete: "deletes"}[op]
+		case len(cl.base) > 0 && !ev.under(cl.base):
+			reason = "not under " + strings.Join(cl.Base, " or ")
+		case cl.when != nil && !(ch.Type == Delete && len(ch.Entry.Attrs()) == 0):
+			// A delete that carries no attributes is classified by base DN
+			// and operations alone: there is nothing for `when` to test.
+			v, err := ev.run(cl.when)
+			if err != nil {
+				return nil, err
+			}
+			if b, _ := v.(bool); !b {
+				reason = "when is false"
+			}
+		}
+		if reports != nil {
+			*reports = append(*reports, ClassReport{Class: cl, Match: reason == "", Reason: reason})
+		}
+		if reason == "" {
+			return cl, nil
+		}
+	}
+	return nil, nil
+}
+
+// under reports whether the change's DN is at or below one of the bases.
+func (ev *Evaluator) under(bases []*ldap.DN) bool {
+	if !ev.dnOK {
+		ev.dnOK = true
+		ev.dn, _ = ldap.ParseDN(ev.ch.DN)
+	}
+	if ev.dn == nil {
+		return false
+	}
+	for _, b := range bases {
+		if b.EqualFold(ev.dn) || b.AncestorOfFold(ev.dn) {
+			return true
+		}
+	}
+	return false
+}
+
+func (ev *Evaluator) endpoint(cl *Class) (*Endpoint, error) {
+	if cl.endpoint != nil {
+		return cl.endpoint, nil
+	}
+	v, err := ev.run(cl.choose)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := v.(*Endpoint)
+	if !ok || e == nil {
+		return nil, &EvalError{Pos: cl.choose.pos, DN: ev.ch.DN, What: cl.choose.what, Msg: fmt.Sprintf("want an endpoint, got %s", typeName(v))}
+	}
+	return e, nil
+}
+
+func (ev *Evaluator) lookup(e *Endpoint) (string, error) {
+	if e.lookup == nil {
+		return "", nil
+	}
+	v, err := ev.run(e.lookup)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok || s == "" {
+		msg := "the lookup filter is empty: the entry lacks what the filter is built from"
+		if v != nil && !ok {
+			msg = "want a filter string, got " + typeName(v)
+		}
+		return "", &EvalError{Pos: e.lookup.pos, DN: ev.ch.DN, What: e.lookup.what, Msg: msg}
+	}
+	return s, nil
+}
+
+// Value returns what a mapping of the result's class evaluated to (nil
+// when it was not evaluated in this mode, or gave nothing).
+func (r *Result) Value(m *Mapping) any {
+	for i, x := range r.Class.Mappings {
+		if x == m && i < len(r.values) {
+			return r.values[i]
+		}
+	}
+	return nil
+}

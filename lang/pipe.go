@@ -1,0 +1,224 @@
+package lang
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/secret"
+)
+
+// Pipe is a compiled pipe script: everything one sync pipe needs, with every
+// expression compiled. It is immutable after Load and safe for concurrent
+// use; each goroutine evaluates changes through its own Evaluator.
+type Pipe struct {
+	Name      string
+	Source    SourceConfig
+	SCIM      scim.Config
+	Query     string // how existing resources are looked up: "get" (GET ?filter=) or "post" (POST /.search)
+	Update    string // how they are changed: "patch" (RFC 7644 §3.5.2, the default) or "put"
+	Endpoints []*Endpoint
+	Classes   []*Class
+
+	src   *Source
+	attrs []string       // lower-case names of the attributes expressions read
+	env   map[string]any // the variables every evaluation starts from
+}
+
+// SourceConfig is the source block: where changes come from.
+type SourceConfig struct {
+	Kind string // "ldif", "changelog", "syncrepl" or "dirsync"
+	Pos  Pos
+
+	File string // ldif: the file, resolved against the script's folder
+
+	URLs         []string // ldap:// or ldaps:// servers, tried in order
+	BindDN       string
+	Password     secret.Secret
+	Base         []string // base DNs the source reads; classes narrow them
+	CAFile       string
+	StartTLS     bool
+	Insecure     bool
+	Timeout      time.Duration
+	PollInterval time.Duration // changelog polling
+	PageSize     int
+	Identity     string   // attribute holding a stable entry identity (entryUUID, nsUniqueId, objectGUID)
+	Attributes   []string // attribute names the script declares beyond the known vocabulary
+}
+
+// Endpoint is a SCIM endpoint such as /Users: its path, schemas, and how an
+// existing resource is found there.
+type Endpoint struct {
+	Name    string
+	Path    string
+	Schemas []string // core schema first, then extensions
+	Type    string   // resource type name used in references ("User", "Group")
+	Adopt   bool     // on 409 on create, look the resource up and update it
+	Pos     Pos
+
+	lookup *expression
+	core   *scim.Schema
+	exts   []*scim.Schema
+}
+
+// HasLookup reports whether the endpoint has a lookup expression.
+func (e *Endpoint) HasLookup() bool { return e.lookup != nil }
+
+// Class is a sync class: which entries it takes, which operations it
+// synchronizes, the endpoint they go to, and the attribute mappings.
+type Class struct {
+	Name       string
+	Pos        Pos
+	Base       []string // as written
+	Operations []string // of "create", "modify", "delete"
+	Mappings   []*Mapping
+
+	base     []*ldap.DN
+	ops      uint8 // opCreate | opModify | opDelete
+	when     *expression
+	endpoint *Endpoint   // static endpoint, or nil when chosen by an expression
+	choose   *expression // endpoint expression
+	managed  [4][]scim.Path
+}
+
+const (
+	opCreate uint8 = 1 << iota
+	opModify
+	opDelete
+)
+
+// Endpoints returns the endpoints the class can send to.
+func (c *Class) Endpoints(p *Pipe) []*Endpoint {
+	if c.endpoint != nil {
+		return []*Endpoint{c.endpoint}
+	}
+	return p.Endpoints
+}
+
+// Mapping is one `target = expression` line of a class's map block.
+type Mapping struct {
+	Target scim.Path
+	Pos    Pos
+	Usage  Usage
+
+	prog  *expression
+	attr  *scim.Attribute // the target's definition; nil when the schema is unknown
+	top   *scim.Attribute // the top-level attribute, for filtered paths
+	path  string          // sjson path for a plain target
+	group int             // element group for a filtered target, else -1
+	isRef bool            // the expression is ref(…)
+	isKey bool            // the value sub-attribute of its group: no value, no element
+	eps   []*Endpoint     // the endpoints whose schemas have the target; nil = all
+}
+
+// appliesTo reports whether the mapping applies to resources of endpoint e.
+func (m *Mapping) appliesTo(e *Endpoint) bool {
+	if m.eps == nil {
+		return true
+	}
+	for _, x := range m.eps {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+// Usage says when a mapping is sent, like PingDataSync's attribute-usage:
+// on create and/or update, in real-time sync and/or resync.
+type Usage uint8
+
+// The usage bits. A mapping without annotations has all four.
+const (
+	CreateRealtime Usage = 1 << iota
+	CreateResync
+	UpdateRealtime
+	UpdateResync
+	AllUsage = CreateRealtime | CreateResync | UpdateRealtime | UpdateResync
+)
+
+// Op is what the engine does with a mapped resource.
+type Op uint8
+
+// The operations a resource is built for.
+const (
+	Create Op = iota
+	Update
+)
+
+// Mode is how the engine runs.
+type Mode uint8
+
+// The modes.
+const (
+	Realtime Mode = iota
+	Resync
+)
+
+// bit returns the usage bit for an operation in a mode.
+func bit(op Op, mode Mode) Usage {
+	return Usage(1) << (uint(op)*2 + uint(mode))
+}
+
+// Has reports whether u includes sending on op in mode.
+func (u Usage) Has(op Op, mode Mode) bool { return u&bit(op, mode) != 0 }
+
+// expression is a compiled per-change expression and where it came from.
+type expression struct {
+	prog *vm.Program
+	text exprText
+	pos  Pos
+	what string // what it computes, for runtime errors: "when", "lookup", "userName"
+}
+
+// Script returns the script this pipe was loaded from.
+func (p *Pipe) Script() *Source { return p.src }
+
+// Class returns the class with that name, or nil.
+func (p *Pipe) Class(name string) *Class {
+	for _, c := range p.Classes {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Endpoint returns the endpoint with that name, or nil.
+func (p *Pipe) Endpoint(name string) *Endpoint {
+	for _, e := range p.Endpoints {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Managed returns the SCIM paths the class manages when building op in
+// mode: the targets of its mappings with that usage. An update removes a
+// managed attribute whose mapping gives nothing, and never touches the rest.
+func (c *Class) Managed(op Op, mode Mode) []scim.Path {
+	return c.managed[uint(op)*2+uint(mode)]
+}
+
+// Managed returns the SCIM paths the result's class manages at its
+// endpoint when building op: see Class.Managed. When the class chooses its
+// endpoint per entry, targets the endpoint's schemas lack are left out.
+func (r *Result) Managed(op Op) []scim.Path {
+	if r.Class == nil {
+		return nil
+	}
+	all := r.Class.Managed(op, r.Mode)
+	if r.Class.endpoint != nil {
+		return all
+	}
+	var out []scim.Path
+	for _, m := range r.Class.Mappings {
+		if m.Usage.Has(op, r.Mode) && m.appliesTo(r.Endpoint) {
+			out = append(out, m.Target)
+		}
+	}
+	return out
+}

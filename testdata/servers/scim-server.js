@@ -1,0 +1,450 @@
+// scim-server.js — a real, third-party SCIM 2.0 service provider for scimsync's tests.
+//
+// Adapted from the team harness (shared/harness/scim-server.js); this copy is the project's own.
+// The SCIM protocol work (RFC 7643 schema validation and coercion, RFC 7644 filters, PATCH
+// PatchOp application, ListResponse paging/sorting, /Bulk, /Schemas, /ResourceTypes,
+// /ServiceProviderConfig, /.search, SCIM error documents) is done by SCIMMY + scimmy-routers
+// (npm, MIT, https://github.com/scimmyjs). This file only supplies what SCIMMY leaves to the
+// application: an in-memory resource store (ingress/egress/degress handlers), id/meta
+// generation, userName uniqueness (409), group-member reference checks, auth (bearer, basic,
+// an OAuth2 client-credentials token endpoint), HTTPS and mTLS listeners, and a small
+// out-of-band /_control API for tests (request log, fault injection, token control). Nothing
+// under /_control or /oauth is SCIM; the SCIM endpoints themselves are exactly SCIMMY's.
+//
+// Every listener binds 127.0.0.1 only. All listeners share one store. Environment:
+//   SCIM_PORT            plain HTTP port (default 8880)
+//   SCIM_HTTPS_PORT      with SCIM_TLS_CERT/SCIM_TLS_KEY (PEM): also serve HTTPS on this port
+//   SCIM_MTLS_PORT       with SCIM_TLS_CERT/SCIM_TLS_KEY/SCIM_TLS_CA: also serve HTTPS on this port,
+//                        requiring a client certificate signed by SCIM_TLS_CA
+//   SCIM_BASE            mount path of the SCIM API (default /scim/v2)
+//   SCIM_TOKEN           if set, "Authorization: Bearer <token>" is accepted
+//   SCIM_BASIC_USER / SCIM_BASIC_PASSWORD   if set, HTTP Basic is accepted
+//   SCIM_OAUTH_CLIENT_ID / SCIM_OAUTH_CLIENT_SECRET  if set, POST /oauth/token issues bearer
+//                        tokens (RFC 6749 §4.4 client credentials; client_secret_basic or
+//                        client_secret_post), accepted until they expire or are revoked
+//   SCIM_OAUTH_TTL       lifetime of issued tokens in seconds (default 3600; see /_control/oauth)
+//                        (no SCIM_TOKEN, SCIM_BASIC_USER nor SCIM_OAUTH_CLIENT_ID: every request is accepted)
+//   SCIM_ENTERPRISE      "0" to NOT attach the enterprise User extension (default attached, optional)
+//   SCIM_STRICT_MEMBERS  "0" to accept group members whose value is not a known User/Group id
+//   SCIM_LOG_BODIES      "0" to keep only method/path/status in the request log
+//   SCIM_STRICT_ATTRS    "0" to let SCIMMY silently drop unknown attributes in POST/PUT bodies
+//                        (default: reject them with 400 invalidSyntax — SCIMMY itself ignores
+//                        them, which would hide a misspelt mapping in the engine under test)
+//
+// /_control API (no auth, loopback only; on every listener):
+//   GET    /_control/health                -> 200 {"ok":true,...counts}
+//   GET    /_control/requests              -> [{seq,time,method,path,query,body,status,ms,userAgent,scheme}, ...]
+//                                             (?userAgent=X keeps only requests sent with that User-Agent)
+//   DELETE /_control/requests              -> clears the request log
+//   POST   /_control/faults  {"status":429,"count":2,"retryAfter":1,"method":"PATCH","path":"/Users",
+//                             "userAgent":"x","delayMs":0,"drop":false,"body":"...","contentType":"text/html"}
+//          -> the next <count> SCIM requests matching method, path prefix (relative to SCIM_BASE)
+//             and exact User-Agent (each optional) are delayed by delayMs, then: drop=true closes
+//             the connection without an answer; status > 0 answers that status (Retry-After when
+//             retryAfter is given, seconds or an HTTP-date string; a SCIM error body unless body/
+//             contentType give another one); status 0 lets the request through. GET lists, DELETE clears.
+//             Tests match on a User-Agent of their own so that parallel tests never see each
+//             other's faults.
+//   GET    /_control/oauth                 -> {"tokenRequests":[{time,userAgent,ttl,ok}],"ttl":..,"ttlByUserAgent":{}}
+//                                             (?userAgent=X filters tokenRequests)
+//   POST   /_control/oauth/ttl    {"ttl":2,"userAgent":"x"}  -> tokens issued to that User-Agent (or,
+//                                             without userAgent, to everyone) live ttl seconds
+//   POST   /_control/oauth/revoke {"userAgent":"x"}          -> revoke the tokens issued to that
+//                                             User-Agent (or all): they get 401 from then on
+//   POST   /_control/reset                 -> empties users, groups, log, faults and tokens
+//   GET    /_control/dump                  -> {"Users":[...],"Groups":[...]} as stored
+import express from "express";
+import http from "node:http";
+import https from "node:https";
+import fs from "node:fs";
+import crypto from "node:crypto";
+import SCIMMY from "scimmy";
+import SCIMMYRouters from "scimmy-routers";
+
+const PORT = Number(process.env.SCIM_PORT || 8880);
+const HTTPS_PORT = Number(process.env.SCIM_HTTPS_PORT || 0);
+const MTLS_PORT = Number(process.env.SCIM_MTLS_PORT || 0);
+const HOST = "127.0.0.1";
+const BASE = (process.env.SCIM_BASE || "/scim/v2").replace(/\/$/, "");
+const TOKEN = process.env.SCIM_TOKEN || "";
+const BASIC_USER = process.env.SCIM_BASIC_USER || "";
+const BASIC_PASSWORD = process.env.SCIM_BASIC_PASSWORD || "";
+const OAUTH_CLIENT_ID = process.env.SCIM_OAUTH_CLIENT_ID || "";
+const OAUTH_CLIENT_SECRET = process.env.SCIM_OAUTH_CLIENT_SECRET || "";
+const STRICT_MEMBERS = process.env.SCIM_STRICT_MEMBERS !== "0";
+const LOG_BODIES = process.env.SCIM_LOG_BODIES !== "0";
+const STRICT_ATTRS = process.env.SCIM_STRICT_ATTRS !== "0";
+const LOG_LIMIT = 20000;
+
+// ---------------------------------------------------------------------------------------------
+// In-memory store. Values are plain JSON objects as SCIMMY hands them to us (already validated
+// and coerced against the schema), plus id and meta.
+// ---------------------------------------------------------------------------------------------
+const store = { Users: new Map(), Groups: new Map() };
+// lower-cased userName -> id; keeps uniqueness checks and `userName eq "x"` lookups O(1) so the
+// peer does not become the bottleneck of a benchmark with many thousands of users.
+const userNameIndex = new Map();
+let requestLog = [];
+let seq = 0;
+let faults = [];
+// OAuth2: issued access token -> {expires (ms epoch), userAgent}; token TTLs; token request log.
+const oauth = {
+  tokens: new Map(),
+  ttl: Number(process.env.SCIM_OAUTH_TTL || 3600),
+  ttlByUserAgent: new Map(),
+  requests: [],
+};
+
+const plain = (v) => JSON.parse(JSON.stringify(v));
+const now = () => new Date().toISOString();
+const scimError = (status, scimType, detail) => new SCIMMY.Types.Error(status, scimType, detail);
+
+function nextVersion(old) {
+  const n = old?.meta?.version ? Number(String(old.meta.version).replace(/\D/g, "")) + 1 : 1;
+  return `W/"${n}"`;
+}
+
+// userName is caseExact=false in RFC 7643 §4.1.1, so uniqueness is case-insensitive.
+function assertUniqueUserName(userName, selfId) {
+  const owner = userNameIndex.get(String(userName).toLowerCase());
+  if (owner !== undefined && owner !== selfId) {
+    throw scimError(409, "uniqueness", `userName "${userName}" is already taken by ${owner}`);
+  }
+}
+
+function assertMembersExist(members) {
+  if (!STRICT_MEMBERS || !Array.isArray(members)) return;
+  for (const m of members) {
+    if (!store.Users.has(m.value) && !store.Groups.has(m.value)) {
+      throw scimError(400, "invalidValue", `member value "${m.value}" is not the id of a known User or Group`);
+    }
+  }
+}
+
+// Filter with SCIMMY's own Filter engine (resource.filter is a SCIMMY.Types.Filter). A lone
+// `userName eq "x"` first narrows the candidates through the index (then SCIMMY still decides).
+function list(kind, resource) {
+  let all;
+  const f = resource.filter;
+  if (kind === "Users" && f && f.length === 1) {
+    const keys = Object.keys(f[0]);
+    const expr = f[0][keys[0]];
+    if (keys.length === 1 && keys[0].toLowerCase() === "username" && Array.isArray(expr)
+        && expr.length === 2 && String(expr[0]).toLowerCase() === "eq") {
+      const id = userNameIndex.get(String(expr[1]).toLowerCase());
+      all = id && store.Users.has(id) ? [store.Users.get(id)] : [];
+    }
+  }
+  all ??= [...store[kind].values()];
+  return f ? f.match(all) : all;
+}
+
+function egressFor(kind) {
+  return (resource) => {
+    if (resource.id) {
+      const found = store[kind].get(resource.id);
+      if (!found) throw scimError(404, null, `Resource ${resource.id} not found`);
+      return plain(found);
+    }
+    return list(kind, resource).map(plain);
+  };
+}
+
+function degressFor(kind) {
+  return (resource) => {
+    const gone = store[kind].get(resource.id);
+    if (!gone) throw scimError(404, null, `Resource ${resource.id} not found`);
+    store[kind].delete(resource.id);
+    if (kind === "Users") userNameIndex.delete(String(gone.userName).toLowerCase());
+    // Like most real providers, drop the deleted resource from every group's members.
+    for (const g of store.Groups.values()) {
+      if (Array.isArray(g.members) && g.members.some((m) => m.value === resource.id)) {
+        g.members = g.members.filter((m) => m.value !== resource.id);
+        g.meta.lastModified = now();
+        g.meta.version = nextVersion(g);
+      }
+    }
+  };
+}
+
+function ingressFor(kind) {
+  return (resource, instance) => {
+    const data = plain(instance);
+    delete data.meta; // meta is read-only; SCIMMY already drops it on "in", be explicit
+    const old = resource.id ? store[kind].get(resource.id) : undefined;
+    if (resource.id && !old) throw scimError(404, null, `Resource ${resource.id} not found`);
+    if (kind === "Users") assertUniqueUserName(data.userName, resource.id);
+    if (kind === "Groups") assertMembersExist(data.members);
+    const id = resource.id ?? crypto.randomUUID();
+    const stamp = now();
+    const stored = {
+      ...data,
+      id,
+      meta: {
+        resourceType: kind === "Users" ? "User" : "Group",
+        created: old?.meta?.created ?? stamp,
+        lastModified: stamp,
+        version: nextVersion(old),
+      },
+    };
+    store[kind].set(id, stored);
+    if (kind === "Users") {
+      if (old) userNameIndex.delete(String(old.userName).toLowerCase());
+      userNameIndex.set(String(stored.userName).toLowerCase(), id);
+    }
+    return plain(stored);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCIMMY declarations
+// ---------------------------------------------------------------------------------------------
+SCIMMY.Resources.declare(SCIMMY.Resources.User)
+  .ingress(ingressFor("Users"))
+  .egress(egressFor("Users"))
+  .degress(degressFor("Users"));
+if (process.env.SCIM_ENTERPRISE !== "0") {
+  SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false);
+}
+SCIMMY.Resources.declare(SCIMMY.Resources.Group)
+  .ingress(ingressFor("Groups"))
+  .egress(egressFor("Groups"))
+  .degress(degressFor("Groups"));
+
+// Names (lower-cased) allowed at each level of a resource body, from SCIMMY's own definitions.
+function allowedNames(definition) {
+  const top = new Map();
+  for (const a of definition.attributes) {
+    if (a.constructor.name === "SchemaDefinition") {            // attached extension: key is its URN
+      top.set(a.id.toLowerCase(), allowedNames(a));
+    } else {
+      top.set(a.name.toLowerCase(), a.subAttributes ? new Map(a.subAttributes.map((s) => [s.name.toLowerCase(), null])) : null);
+    }
+  }
+  return top;
+}
+function unknownAttributes(body, allowed, prefix = "") {
+  const bad = [];
+  if (!body || typeof body !== "object" || Array.isArray(body)) return bad;
+  for (const [k, v] of Object.entries(body)) {
+    const sub = allowed.get(k.toLowerCase());
+    if (sub === undefined) { bad.push(prefix + k); continue; }
+    if (sub instanceof Map) {
+      for (const item of Array.isArray(v) ? v : [v]) bad.push(...unknownAttributes(item, sub, `${prefix}${k}.`));
+    }
+  }
+  return bad;
+}
+function strictAttrsCheck(req, res, next) {
+  if (!STRICT_ATTRS || !["POST", "PUT"].includes(req.method)) return next();
+  // POST /Users/.search is a SearchRequest, not a resource body (the harness copy checked it too)
+  const m = req.path.match(/^\/(Users|Groups)(\/(?!\.search\/?$)[^/]+)?\/?$/);
+  if (!m || !req.body || typeof req.body !== "object") return next();
+  const res_ = m[1] === "Users" ? SCIMMY.Resources.User : SCIMMY.Resources.Group;
+  const bad = unknownAttributes(req.body, allowedNames(res_.schema.definition));
+  if (!bad.length) return next();
+  res.status(400).type("application/scim+json").send(JSON.stringify({
+    schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "400", scimType: "invalidSyntax",
+    detail: `unknown attribute(s) for ${m[1]}: ${bad.join(", ")} (scim-server.js SCIM_STRICT_ATTRS)`,
+  }));
+}
+
+function authenticate(req) {
+  if (!TOKEN && !BASIC_USER && !OAUTH_CLIENT_ID) return "anonymous";
+  const h = req.header("Authorization") || "";
+  if (TOKEN && h === `Bearer ${TOKEN}`) return "bearer-client";
+  if (OAUTH_CLIENT_ID && h.startsWith("Bearer ")) {
+    const t = oauth.tokens.get(h.slice(7));
+    if (t && t.expires > Date.now()) return "oauth-client";
+    if (t) throw new Error("Authorization failed: access token expired");
+  }
+  if (BASIC_USER && h.startsWith("Basic ")) {
+    const [u, ...p] = Buffer.from(h.slice(6), "base64").toString("utf8").split(":");
+    if (u === BASIC_USER && p.join(":") === BASIC_PASSWORD) return u;
+  }
+  throw new Error("Authorization failed");
+}
+
+const app = express();
+app.disable("x-powered-by");
+
+// ---- /_control (test helper API, not SCIM) ---------------------------------------------------
+const control = express.Router();
+control.use(express.json());
+control.get("/health", (req, res) =>
+  res.json({ ok: true, users: store.Users.size, groups: store.Groups.size, requests: requestLog.length }));
+control.get("/requests", (req, res) =>
+  res.json(requestLog.filter((e) => req.query.userAgent === undefined || e.userAgent === req.query.userAgent)));
+control.delete("/requests", (req, res) => { requestLog = []; res.status(204).end(); });
+control.get("/faults", (req, res) => res.json(faults));
+control.post("/faults", (req, res) => {
+  const f = { status: 503, count: 1, ...req.body };
+  faults.push(f);
+  res.status(201).json(f);
+});
+control.delete("/faults", (req, res) => { faults = []; res.status(204).end(); });
+control.post("/reset", (req, res) => {
+  store.Users.clear(); store.Groups.clear(); userNameIndex.clear(); requestLog = []; faults = []; seq = 0;
+  oauth.tokens.clear(); oauth.ttlByUserAgent.clear(); oauth.requests = [];
+  res.status(204).end();
+});
+control.get("/oauth", (req, res) => res.json({
+  ttl: oauth.ttl,
+  ttlByUserAgent: Object.fromEntries(oauth.ttlByUserAgent),
+  tokenRequests: oauth.requests.filter((r) => req.query.userAgent === undefined || r.userAgent === req.query.userAgent),
+}));
+control.post("/oauth/ttl", (req, res) => {
+  const ttl = Number(req.body?.ttl);
+  if (!(ttl > 0)) return res.status(400).json({ error: "ttl must be a positive number of seconds" });
+  if (req.body.userAgent !== undefined) oauth.ttlByUserAgent.set(String(req.body.userAgent), ttl);
+  else oauth.ttl = ttl;
+  res.status(204).end();
+});
+control.post("/oauth/revoke", (req, res) => {
+  let n = 0;
+  for (const [tok, t] of oauth.tokens) {
+    if (req.body?.userAgent === undefined || t.userAgent === req.body.userAgent) { oauth.tokens.delete(tok); n++; }
+  }
+  res.json({ revoked: n });
+});
+control.get("/dump", (req, res) => res.json({ Users: [...store.Users.values()], Groups: [...store.Groups.values()] }));
+app.use("/_control", control);
+
+// ---- OAuth2 token endpoint (RFC 6749 §4.4 client credentials), test-only -----------------------
+// Client authentication: HTTP Basic with form-urlencoded id and secret (client_secret_basic,
+// RFC 6749 §2.3.1) or client_id/client_secret in the body (client_secret_post).
+function oauthError(res, status, error, description) {
+  if (status === 401) res.setHeader("WWW-Authenticate", 'Basic realm="oauth"');
+  res.status(status).set("Cache-Control", "no-store").json({ error, error_description: description });
+}
+app.post("/oauth/token", express.urlencoded({ extended: false }), (req, res) => {
+  const userAgent = req.header("User-Agent") || "";
+  const entry = { time: now(), userAgent, ok: false };
+  oauth.requests.push(entry);
+  if (oauth.requests.length > LOG_LIMIT) oauth.requests.splice(0, oauth.requests.length - LOG_LIMIT);
+  if (!OAUTH_CLIENT_ID) return oauthError(res, 404, "invalid_request", "token endpoint not enabled (SCIM_OAUTH_CLIENT_ID)");
+  let id = req.body?.client_id, secret = req.body?.client_secret;
+  const h = req.header("Authorization") || "";
+  if (h.startsWith("Basic ")) {
+    const raw = Buffer.from(h.slice(6), "base64").toString("utf8");
+    const i = raw.indexOf(":");
+    try {
+      id = decodeURIComponent(raw.slice(0, i).replace(/\+/g, " "));
+      secret = decodeURIComponent(raw.slice(i + 1).replace(/\+/g, " "));
+    } catch { id = undefined; }
+  }
+  if (id !== OAUTH_CLIENT_ID || secret !== OAUTH_CLIENT_SECRET) {
+    return oauthError(res, 401, "invalid_client", "client authentication failed");
+  }
+  if (req.body?.grant_type !== "client_credentials") {
+    return oauthError(res, 400, "unsupported_grant_type", "only client_credentials is supported");
+  }
+  const ttl = oauth.ttlByUserAgent.get(userAgent) ?? oauth.ttl;
+  const token = crypto.randomBytes(24).toString("base64url");
+  oauth.tokens.set(token, { expires: Date.now() + ttl * 1000, userAgent });
+  for (const [tok, t] of oauth.tokens) if (t.expires < Date.now() - 60000) oauth.tokens.delete(tok);
+  Object.assign(entry, { ok: true, ttl });
+  res.set("Cache-Control", "no-store").json({
+    access_token: token, token_type: "Bearer", expires_in: ttl,
+    ...(req.body?.scope ? { scope: req.body.scope } : {}),
+  });
+});
+
+// ---- request log + fault injection in front of the SCIM routers ------------------------------
+app.use(BASE, express.json({ type: ["application/scim+json", "application/json"], limit: "10mb" }));
+app.use(BASE, async (req, res, next) => {
+  const entry = {
+    seq: ++seq, time: now(), method: req.method, path: req.path, query: req.query,
+    userAgent: req.header("User-Agent") || "", scheme: req.socket.encrypted ? "https" : "http",
+    ...(LOG_BODIES && req.body && Object.keys(req.body).length ? { body: req.body } : {}),
+  };
+  const t0 = process.hrtime.bigint();
+  res.on("finish", () => {
+    entry.status = res.statusCode;
+    entry.ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    requestLog.push(entry);
+    if (requestLog.length > LOG_LIMIT) requestLog.splice(0, requestLog.length - LOG_LIMIT);
+  });
+  const f = faults.find((x) => x.count > 0 && (!x.method || x.method.toUpperCase() === req.method)
+    && (!x.path || req.path.startsWith(x.path))
+    && (x.userAgent === undefined || x.userAgent === entry.userAgent));
+  if (f) {
+    f.count--;
+    entry.fault = true;
+    if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+    if (f.drop) {
+      entry.status = 0;
+      requestLog.push(entry);
+      return req.socket.destroy();
+    }
+    if (f.status) {
+      if (f.retryAfter !== undefined) res.setHeader("Retry-After", String(f.retryAfter));
+      if (f.body !== undefined || f.contentType !== undefined) {
+        return res.status(f.status).type(f.contentType || "text/plain").send(String(f.body ?? ""));
+      }
+      return res.status(f.status).type("application/scim+json").send(JSON.stringify({
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        status: String(f.status), detail: "injected fault (scim-server.js /_control/faults)",
+      }));
+    }
+  }
+  next();
+});
+
+app.use(BASE, strictAttrsCheck);
+
+// RFC 7644 §3.1: a 201 carries the new resource's URI in Location; scimmy-routers does not set
+// it, so copy meta.location into the header (and the version into ETag) on the way out.
+app.use(BASE, (req, res, next) => {
+  const send = res.send.bind(res);
+  res.send = (body) => {
+    try {
+      const doc = typeof body === "string" ? JSON.parse(body) : body;
+      if (doc?.meta?.location && res.statusCode === 201) res.setHeader("Location", doc.meta.location);
+      if (doc?.meta?.version && !Array.isArray(doc?.Resources)) res.setHeader("ETag", doc.meta.version);
+    } catch { /* not JSON */ }
+    return send(body);
+  };
+  next();
+});
+
+app.use(BASE, new SCIMMYRouters({
+  type: TOKEN || OAUTH_CLIENT_ID || !BASIC_USER ? "bearer" : "basic",
+  docUri: "https://example.invalid/scimsync-test-harness",
+  handler: authenticate,
+  context: () => ({}),
+  // absolute meta.location values (scimmy-routers accepts http:// and https:// here)
+  baseUri: (req) => `${req.socket.encrypted ? "https" : "http"}://${HOST}:${req.socket.localPort}`,
+}));
+
+// SCIMMY routers forward >= 500 errors after answering; just log them.
+app.use((err, req, res, next) => {
+  console.error(`[scim-server] ${req.method} ${req.originalUrl}: ${err?.stack || err}`);
+  if (!res.headersSent) res.status(500).json({ detail: String(err) });
+});
+
+const servers = [];
+function listen(server, port, what) {
+  server.keepAliveTimeout = 65000;
+  server.listen(port, HOST, () => {
+    console.log(`[scim-server] listening on ${what}://${HOST}:${port}${BASE} (pid ${process.pid})`);
+  });
+  server.on("error", (err) => { console.error(`[scim-server] ${what} port ${port}: ${err}`); process.exit(1); });
+  servers.push(server);
+}
+listen(http.createServer(app), PORT, "http");
+if (HTTPS_PORT || MTLS_PORT) {
+  const cert = fs.readFileSync(process.env.SCIM_TLS_CERT);
+  const key = fs.readFileSync(process.env.SCIM_TLS_KEY);
+  if (HTTPS_PORT) listen(https.createServer({ cert, key }, app), HTTPS_PORT, "https");
+  if (MTLS_PORT) {
+    const ca = fs.readFileSync(process.env.SCIM_TLS_CA);
+    listen(https.createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true }, app), MTLS_PORT, "https");
+  }
+}
+for (const sig of ["SIGTERM", "SIGINT"]) {
+  process.on(sig, () => {
+    for (const s of servers) { s.close(); s.closeAllConnections?.(); }
+    process.exit(0);
+  });
+}
