@@ -3,10 +3,9 @@ package lang
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/tidwall/sjson"
 
 	"github.com/scimsync/scimsync/engine/scim"
 )
@@ -25,37 +24,15 @@ func (r *Result) Resource(op Op, res Resolver) ([]byte, error) {
 		return nil, fmt.Errorf("no resource: the change is out of scope")
 	}
 	cl, e := r.Class, r.Endpoint
-	doc := make([]byte, 0, 512)
-	doc = append(doc, `{"schemas":[`...)
-	doc = strconv.AppendQuote(doc, e.Schemas[0])
-	// Extensions are listed only when the resource has attributes of theirs.
-	for _, urn := range e.Schemas[1:] {
-		for i, m := range cl.Mappings {
-			if m.Usage.Has(op, r.Mode) && i < len(r.values) && !empty(r.values[i]) && m.appliesTo(e) && strings.EqualFold(m.Target.URN, urn) {
-				doc = append(doc, ',')
-				doc = strconv.AppendQuote(doc, urn)
-				break
-			}
-		}
-	}
-	doc = append(doc, "]}"...)
-
-	var next map[string]int // next element index per filtered attribute
-	var at []int            // element index per group
-	var skip []bool         // groups whose value gives nothing: no element
-	for i, m := range cl.Mappings {
-		if m.isKey && m.Usage.Has(op, r.Mode) && i < len(r.values) && empty(r.values[i]) {
-			for len(skip) <= m.group {
-				skip = append(skip, false)
-			}
-			skip[m.group] = true
-		}
-	}
+	w := &r.w
+	n := len(cl.Mappings)
+	w.vals = slices.Grow(w.vals[:0], n)[:n]
+	clear(w.vals)
+	w.present = slices.Grow(w.present[:0], n)[:n]
+	clear(w.present)
+	w.skip = w.skip[:0]
 	for i, m := range cl.Mappings {
 		if !m.Usage.Has(op, r.Mode) || i >= len(r.values) || !m.appliesTo(e) {
-			continue
-		}
-		if m.group >= 0 && m.group < len(skip) && skip[m.group] {
 			continue
 		}
 		v := r.values[i]
@@ -67,44 +44,38 @@ func (r *Result) Resource(op Op, res Resolver) ([]byte, error) {
 			}
 		}
 		if empty(v) {
+			if m.isKey {
+				for len(w.skip) <= m.group {
+					w.skip = append(w.skip, false)
+				}
+				w.skip[m.group] = true // an element without its value is left out
+			}
 			continue
 		}
 		v, err := convert(m, v)
 		if err != nil {
 			return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: err.Error()}
 		}
-		if empty(v) {
-			continue
-		}
-		path := m.path
-		if m.group >= 0 {
-			for len(at) <= m.group {
-				at = append(at, -1)
-			}
-			if at[m.group] < 0 {
-				if next == nil {
-					next = map[string]int{}
-				}
-				key := strings.ToLower(m.Target.URN + ":" + m.Target.Attr)
-				at[m.group] = next[key]
-				next[key]++
-				base := scim.Path{URN: m.Target.URN, Attr: m.Target.Attr}.JSONPath() + "." + strconv.Itoa(at[m.group])
-				for _, eq := range m.Target.Filter {
-					if doc, err = sjson.SetBytes(doc, base+"."+scim.EscapeKey(eq.Attr), eq.Value); err != nil {
-						return nil, err
-					}
-				}
-			}
-			path = scim.Path{URN: m.Target.URN, Attr: m.Target.Attr}.JSONPath() + "." + strconv.Itoa(at[m.group])
-			if m.Target.Sub != "" {
-				path += "." + scim.EscapeKey(m.Target.Sub)
-			}
-		}
-		if doc, err = sjson.SetBytes(doc, path, v); err != nil {
-			return nil, err
+		if !empty(v) {
+			w.vals[i], w.present[i] = v, true
 		}
 	}
-	return doc, nil
+	w.buf = append(w.buf[:0], `{"schemas":[`...)
+	w.buf = appendJSONString(w.buf, e.Schemas[0])
+	// Extensions are listed only when the resource has attributes of theirs.
+	for _, urn := range e.Schemas[1:] {
+		for i, m := range cl.Mappings {
+			if w.present[i] && strings.EqualFold(m.Target.URN, urn) {
+				w.buf = append(w.buf, ',')
+				w.buf = appendJSONString(w.buf, urn)
+				break
+			}
+		}
+	}
+	w.buf = append(w.buf, ']')
+	w.members(cl.shape.children, false)
+	w.buf = append(w.buf, '}')
+	return append([]byte(nil), w.buf...), nil
 }
 
 // resolve turns ref(…) into id values.
@@ -226,11 +197,10 @@ func convert(m *Mapping, v any) (any, error) {
 		v = x[0]
 	}
 	if a.Type == "complex" {
-		mv, ok := v.(map[string]any)
-		if !ok {
+		if _, ok := v.(map[string]any); !ok {
 			return nil, fmt.Errorf("%s is complex: want a map, got %s", m.Target, typeName(v))
 		}
-		return mv, nil
+		return v, nil
 	}
 	c, err := scalar(a, v)
 	if err != nil {
@@ -245,7 +215,7 @@ func scalar(a *scim.Attribute, v any) (any, error) {
 	case "boolean":
 		switch x := v.(type) {
 		case bool:
-			return x, nil
+			return v, nil
 		case string:
 			switch strings.ToLower(x) {
 			case "true":
@@ -287,7 +257,7 @@ func scalar(a *scim.Attribute, v any) (any, error) {
 	default: // string, reference, dateTime, binary
 		switch x := v.(type) {
 		case string:
-			return x, nil
+			return v, nil // the same interface value: no new allocation
 		case int:
 			return strconv.Itoa(x), nil
 		case int64:

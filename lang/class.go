@@ -137,6 +137,11 @@ func (c *compiler) mappings(cl *Class, b *block) {
 		}
 		cl.Mappings = append(cl.Mappings, mp)
 	}
+	core := ""
+	if len(eps) == 1 && len(eps[0].Schemas) > 0 {
+		core = eps[0].Schemas[0]
+	}
+	cl.shape = buildShape(cl, core)
 	for op := Create; op <= Update; op++ {
 		for mode := Realtime; mode <= Resync; mode++ {
 			var ps []scim.Path

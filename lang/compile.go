@@ -266,6 +266,7 @@ func (c *compiler) compile(f *script) {
 		p.attrs = append(p.attrs, a)
 	}
 	sort.Strings(p.attrs)
+	p.known, p.spelled, p.envTypes = c.known, c.spelled, c.envTypes
 	p.env = make(map[string]any, len(p.attrs)+len(changeVars)+len(p.Endpoints))
 	for _, e := range p.Endpoints {
 		p.env[e.Name] = e

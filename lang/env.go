@@ -59,6 +59,20 @@ type Entry struct {
 	DN    string
 	attrs []Attr
 	index map[string]int // lower-case name -> position in attrs
+	boxed []any          // attrs[i].Values as an interface
+}
+
+// value returns an attribute's values as the interface expressions see.
+// Each attribute is boxed once, when it is set, not once per evaluation;
+// reading never writes, so an entry can be shared between goroutines.
+func (e *Entry) value(lc string) any {
+	if e == nil {
+		return noValues
+	}
+	if i, ok := e.index[lc]; ok {
+		return e.boxed[i]
+	}
+	return noValues
 }
 
 // Attr is one attribute of an entry. Values are strings holding the raw
@@ -67,6 +81,9 @@ type Attr struct {
 	Name   string
 	Values []string
 }
+
+// noValues is an absent attribute as expressions see it, boxed once.
+var noValues any = []string(nil)
 
 // NewEntry builds an entry. Attributes whose names differ only in case are
 // merged, keeping the first spelling.
@@ -113,10 +130,13 @@ func (e *Entry) Add(name string, values ...string) {
 	k := lowerASCII(name)
 	if i, ok := e.index[k]; ok {
 		e.attrs[i].Values = append(e.attrs[i].Values, values...)
+		e.boxed[i] = e.attrs[i].Values
 		return
 	}
 	e.index[k] = len(e.attrs)
-	e.attrs = append(e.attrs, Attr{Name: name, Values: append([]string(nil), values...)})
+	vs := append([]string(nil), values...)
+	e.attrs = append(e.attrs, Attr{Name: name, Values: vs})
+	e.boxed = append(e.boxed, vs)
 }
 
 // Replace sets an attribute's values; no values removes it.
@@ -148,10 +168,12 @@ func (e *Entry) Delete(name string, values ...string) {
 		}
 		if len(kept) > 0 {
 			e.attrs[i].Values = kept
+			e.boxed[i] = kept
 			return
 		}
 	}
 	e.attrs = append(e.attrs[:i], e.attrs[i+1:]...)
+	e.boxed = append(e.boxed[:i], e.boxed[i+1:]...)
 	delete(e.index, k)
 	for j := i; j < len(e.attrs); j++ {
 		e.index[lowerASCII(e.attrs[j].Name)] = j

@@ -43,6 +43,7 @@ type Result struct {
 	Filter     string // the lookup filter; "" when the endpoint has none
 
 	values []any // per mapping of Class; nil when not evaluated or empty
+	w      writer
 }
 
 // EvalError is an expression that failed on one change. It fails that
@@ -64,7 +65,7 @@ func (e *EvalError) Error() string {
 func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	ev.bind(ch)
 	r := &ev.res
-	*r = Result{Change: ch, Mode: mode, values: r.values[:0]}
+	*r = Result{Change: ch, Mode: mode, values: r.values[:0], w: r.w}
 	cl, err := ev.classify(ch, nil)
 	if err != nil {
 		return nil, err
@@ -97,6 +98,9 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	return r, nil
 }
 
+// changeTypeValues are the change types' names, boxed once.
+var changeTypeValues = [...]any{0: "unknown", Add: "add", Modify: "modify", Delete: "delete", ModRDN: "modrdn"}
+
 // bind sets the variables for a change.
 func (ev *Evaluator) bind(ch *Change) {
 	ev.ch = ch
@@ -104,10 +108,10 @@ func (ev *Evaluator) bind(ch *Change) {
 	env := ev.env
 	env["dn"] = ch.DN
 	env["oldDN"] = ch.OldDN
-	env["changeType"] = ch.Type.String()
+	env["changeType"] = changeTypeValues[ch.Type]
 	env["changed"] = ch.Changed
 	for _, a := range ev.p.attrs {
-		env[a] = ch.Entry.Get(a)
+		env[a] = ch.Entry.value(a)
 	}
 }
 

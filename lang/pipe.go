@@ -25,6 +25,11 @@ type Pipe struct {
 	src   *Source
 	attrs []string       // lower-case names of the attributes expressions read
 	env   map[string]any // the variables every evaluation starts from
+
+	// What CompileExpr needs to compile more expressions later.
+	known    map[string]string
+	spelled  []string
+	envTypes map[string]any
 }
 
 // SourceConfig is the source block: where changes come from.
@@ -81,6 +86,7 @@ type Class struct {
 	endpoint *Endpoint   // static endpoint, or nil when chosen by an expression
 	choose   *expression // endpoint expression
 	managed  [4][]scim.Path
+	shape    *shapeNode
 }
 
 const (
