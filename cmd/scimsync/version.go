@@ -54,7 +54,7 @@ func newFlags(name, args string, stderr io.Writer) *pflag.FlagSet {
 func parseFlags(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(fs.Output(), "run 'scimsync %s --help' for usage\n", fs.Name())
+		fmt.Fprintf(fs.Output(), "scimsync %s: %v\nrun 'scimsync %s --help' for usage\n", fs.Name(), err, fs.Name())
 		return exitUsage, true
 	}
 	if *help {
