@@ -67,8 +67,9 @@ type registry struct {
 }
 
 // disabledBuiltins are the expr builtins pipe expressions may not use.
-// now() would make a mapping depend on the clock instead of on the change.
-var disabledBuiltins = []string{"now"}
+// now() would make a mapping depend on the clock instead of on the change;
+// timezone() reads the machine's time-zone database (file I/O).
+var disabledBuiltins = []string{"now", "timezone"}
 
 var reg = sync.OnceValue(func() *registry {
 	r := &registry{byName: map[string]*Func{}}

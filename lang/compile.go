@@ -684,7 +684,7 @@ func (v *identVisitor) Visit(node *ast.Node) {
 			if sug := suggest(id.Value, allFuncNames()); sug != "" {
 				d.msg += fmt.Sprintf(" (did you mean %s?)", sug)
 			} else {
-				d.hint = "scimsync help functions lists them; see builtins/FUNCTIONS.md"
+				d.hint = "the functions are listed in builtins/FUNCTIONS.md"
 			}
 			v.errs = append(v.errs, d)
 			return
