@@ -33,6 +33,10 @@ func (c *compiler) class(b *block) {
 	} else {
 		cl.Operations = []string{"create", "modify", "delete"}
 	}
+	cl.OnDelete = "delete"
+	if v, ok := vals["onDelete"].(string); ok {
+		cl.OnDelete = v
+	}
 	if s := exprs["when"]; s != nil {
 		cl.when = c.expression(s.expr, "when of class "+cl.Name, wantBool)
 	}

@@ -150,6 +150,7 @@ var blockSpecs = map[string]map[string]spec{
 		"when":       {kind: kExpr},
 		"endpoint":   {kind: kExpr, required: true},
 		"operations": {kind: kStrings, enum: []string{"create", "modify", "delete"}},
+		"onDelete":   {kind: kString, enum: []string{"delete", "deactivate"}},
 	},
 }
 

@@ -65,7 +65,8 @@
 // endpoint (an endpoint name, or a per-change expression choosing one, e.g.
 // hasValue(objectClass, "groupOfNames") ? Groups : Users), operations
 // (which of "create", "modify", "delete" the class synchronizes; default
-// all).
+// all), onDelete ("delete", the default, removes the resource;
+// "deactivate" sets active to false instead, keeping it for audit).
 //
 // # Classes
 //

@@ -68,6 +68,14 @@ type Endpoint struct {
 	exts   []*scim.Schema
 }
 
+// CoreSchema returns the built-in definition of the endpoint's core schema,
+// or nil when scimsync does not know it.
+func (e *Endpoint) CoreSchema() *scim.Schema { return e.core }
+
+// ExtensionSchemas returns the built-in definitions of the endpoint's
+// extension schemas that scimsync knows.
+func (e *Endpoint) ExtensionSchemas() []*scim.Schema { return e.exts }
+
 // HasLookup reports whether the endpoint has a lookup expression.
 func (e *Endpoint) HasLookup() bool { return e.lookup != nil }
 
@@ -78,6 +86,7 @@ type Class struct {
 	Pos        Pos
 	Base       []string // as written
 	Operations []string // of "create", "modify", "delete"
+	OnDelete   string   // "delete" (the default) or "deactivate": set active to false instead
 	Mappings   []*Mapping
 
 	base     []*ldap.DN
