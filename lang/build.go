@@ -91,7 +91,7 @@ func (r *Result) resolve(m *Mapping, refs *Refs, res Resolver) (any, error) {
 		if res != nil {
 			got, ok, err := res.Resolve(dn, refs.Endpoints)
 			if err != nil {
-				return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: fmt.Sprintf("reference %s: %v", dn, err)}
+				return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: fmt.Sprintf("reference %s: %v", dn, err), Err: err}
 			}
 			if !ok {
 				continue

@@ -12,13 +12,14 @@ import (
 // Evaluator evaluates changes against a compiled pipe. It keeps its own VM
 // and variables, so it is not safe for concurrent use: give each worker one.
 type Evaluator struct {
-	p    *Pipe
-	vm   vm.VM
-	env  map[string]any
-	res  Result
-	dn   *ldap.DN
-	dnOK bool
-	ch   *Change
+	p       *Pipe
+	exclude map[string]bool // lower-case target attributes or paths left out
+	vm      vm.VM
+	env     map[string]any
+	res     Result
+	dn      *ldap.DN
+	dnOK    bool
+	ch      *Change
 }
 
 // NewEvaluator returns an evaluator for p.
@@ -42,8 +43,9 @@ type Result struct {
 	Endpoint   *Endpoint
 	Filter     string // the lookup filter; "" when the endpoint has none
 
-	values []any // per mapping of Class; nil when not evaluated or empty
-	w      writer
+	values  []any // per mapping of Class; nil when not evaluated or empty
+	w       writer
+	exclude map[string]bool
 }
 
 // EvalError is an expression that failed on one change. It fails that
@@ -53,7 +55,11 @@ type EvalError struct {
 	DN   string // the entry
 	What string // what was computed: "when of class people", "name.givenName"
 	Msg  string
+	Err  error // the cause, when it is an error of its own (a Resolver's)
 }
+
+// Unwrap returns the cause.
+func (e *EvalError) Unwrap() error { return e.Err }
 
 // Error gives `file:line:col: dn: what: message`.
 func (e *EvalError) Error() string {
@@ -84,8 +90,9 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	if ch.Type == Delete {
 		return r, nil
 	}
+	r.exclude = ev.exclude
 	for _, m := range cl.Mappings {
-		if m.Usage&(bit(Create, mode)|bit(Update, mode)) == 0 {
+		if m.Usage&(bit(Create, mode)|bit(Update, mode)) == 0 || r.excluded(m) {
 			r.values = append(r.values, nil)
 			continue
 		}
@@ -100,6 +107,30 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 
 // changeTypeValues are the change types' names, boxed once.
 var changeTypeValues = [...]any{0: "unknown", Add: "add", Modify: "modify", Delete: "delete", ModRDN: "modrdn"}
+
+// Exclude leaves targets out of every result this evaluator makes: names
+// are top-level attributes (password, emails) or whole target paths
+// (name.givenName), compared case-insensitively. An excluded target is
+// neither sent nor managed, as Ping's resync --excludeDestinationAttr.
+func (ev *Evaluator) Exclude(names ...string) {
+	if len(names) == 0 {
+		ev.exclude = nil
+		return
+	}
+	ev.exclude = map[string]bool{}
+	for _, n := range names {
+		ev.exclude[strings.ToLower(n)] = true
+	}
+}
+
+// excluded reports whether a mapping's target is excluded.
+func (r *Result) excluded(m *Mapping) bool {
+	if r.exclude == nil {
+		return false
+	}
+	return r.exclude[strings.ToLower(m.Target.Attr)] || r.exclude[strings.ToLower(m.Target.String())] ||
+		m.Target.URN != "" && r.exclude[strings.ToLower(m.Target.URN+":"+m.Target.Attr)]
+}
 
 // bind sets the variables for a change.
 func (ev *Evaluator) bind(ch *Change) {

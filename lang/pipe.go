@@ -104,6 +104,17 @@ const (
 	opDelete
 )
 
+// HasRefs reports whether a mapping of the class is ref(…): its resources
+// refer to others, so a bulk load sends them after those.
+func (c *Class) HasRefs() bool {
+	for _, m := range c.Mappings {
+		if m.isRef {
+			return true
+		}
+	}
+	return false
+}
+
 // Endpoints returns the endpoints the class can send to.
 func (c *Class) Endpoints(p *Pipe) []*Endpoint {
 	if c.endpoint != nil {
@@ -226,12 +237,12 @@ func (r *Result) Managed(op Op) []scim.Path {
 		return nil
 	}
 	all := r.Class.Managed(op, r.Mode)
-	if r.Class.endpoint != nil {
+	if r.Class.endpoint != nil && r.exclude == nil {
 		return all
 	}
 	var out []scim.Path
 	for _, m := range r.Class.Mappings {
-		if m.Usage.Has(op, r.Mode) && m.appliesTo(r.Endpoint) {
+		if m.Usage.Has(op, r.Mode) && m.appliesTo(r.Endpoint) && !r.excluded(m) {
 			out = append(out, m.Target)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scimsync/scimsync/engine/scim/scimtest"
 )
 
 // runCLI runs the program in-process and returns its exit code and output.
@@ -68,6 +70,14 @@ func TestCLI(t *testing.T) {
 		{name: "map bad mode", args: []string{"map", "--mode", "sometimes", "../../scripts/demo.pipe"}, code: 2, stderr: []string{"--mode is realtime or resync"}},
 		{name: "map failing entries", args: []string{"map", "../../scripts/demo.pipe", "--entries", "../../testdata/cli/failing.ldif"}, code: 1,
 			stdout: []string{"error: ../../scripts/demo.pipe:", "1 mapped, 0 out of scope, 1 failed"}},
+		{name: "map with a current resource shows the PATCH", args: []string{"map", "../../scripts/demo.pipe", "--entries", "../../testdata/cli/praman.ldif", "--current", "../../testdata/cli/current-praman.json"}, code: 0,
+			stdout: []string{"  patch:\n", `"path": "name.familyName"`, `"path": "phoneNumbers"`,
+				`"path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"`},
+			notInAny: []string{`"path": "userName"`, "nickName", "p@home.example"}},
+		{name: "map --current must be JSON", args: []string{"map", "../../scripts/demo.pipe", "--current", "../../testdata/cli/failing.ldif"}, code: 1,
+			stderr: []string{"is not a JSON object"}},
+		{name: "resync --help", args: []string{"resync", "--help"}, code: 0, stdout: []string{"--dry-run", "--failed-dns", "--rate-file", "--exclude-attr"}},
+		{name: "resync exclusive flags", args: []string{"resync", "--creates-only", "--updates-only"}, code: 2, stderr: []string{"exclude each other"}},
 		{name: "map an LDAP pipe needs entries", args: []string{"map", "../../scripts/openldap-to-scim.pipe"}, code: 2,
 			stderr: []string{"name sample entries with --entries"}},
 	}
@@ -132,5 +142,87 @@ func TestBinary(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "30 records: 25 mapped, 5 out of scope, 0 failed") {
 		t.Errorf("unexpected output:\n%s", out)
+	}
+}
+
+// TestResyncDryRunOffline is the README's first command: the embedded demo,
+// dry run, with no SCIM service reachable: every entry is shown as a create.
+func TestResyncDryRunOffline(t *testing.T) {
+	t.Setenv("SCIM_URL", "http://127.0.0.1:1/scim/v2") // nothing listens on port 1
+	t.Setenv("SCIM_TOKEN", "")
+	code, stdout, stderr := runCLI(t, "resync", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if n := strings.Count(stdout, "POST /Users\n"); n != 22 {
+		t.Errorf("%d user creates shown, want 22", n)
+	}
+	if n := strings.Count(stdout, "POST /Groups\n"); n != 3 {
+		t.Errorf("%d group creates shown, want 3", n)
+	}
+	// Groups come after every user they refer to.
+	if strings.LastIndex(stdout, "POST /Users\n") > strings.Index(stdout, "POST /Groups\n") {
+		t.Error("a group is shown before a user")
+	}
+	for _, want := range []string{"is not reachable: every entry is shown as a create",
+		"25 created, 0 updated, 0 unchanged, 0 skipped, 5 out of scope, 0 failed",
+		"dry run: nothing was sent"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestResyncFailedDNs: an entry that fails is listed on stderr and written
+// to --failed-dns; --dn-file with that file resyncs just it; exit status 1
+// while anything fails.
+func TestResyncFailedDNs(t *testing.T) {
+	t.Setenv("SCIM_URL", "http://127.0.0.1:1/scim/v2")
+	t.Setenv("SCIM_TOKEN", "")
+	dir := t.TempDir()
+	demo, err := os.ReadFile("../../scripts/demo.pipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("../../testdata/cli/failing.ldif")
+	pipe := filepath.Join(dir, "failing.pipe")
+	script := strings.Replace(string(demo), `file = "demo/people.ldif"`, `file = "`+abs+`"`, 1)
+	if err := os.WriteFile(pipe, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failed := filepath.Join(dir, "failed.dns")
+	code, _, stderr := runCLI(t, "resync", "--dry-run", pipe, "--failed-dns", failed)
+	if code != 1 || !strings.Contains(stderr, "failed: cn=no-uid,ou=People,dc=example,dc=com:") || !strings.Contains(stderr, "1 created") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	data, err := os.ReadFile(failed)
+	if err != nil || !strings.Contains(string(data), "dn: cn=no-uid,ou=People,dc=example,dc=com\n") {
+		t.Fatalf("failed-dns file: %v\n%s", err, data)
+	}
+	code, stdout, stderr := runCLI(t, "resync", "--dry-run", pipe, "--dn-file", failed)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "resync: 1 entries") || !strings.Contains(stderr, " 1 failed") {
+		t.Fatalf("re-feeding: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestResyncProgress: not on a terminal, progress is a log line every
+// --progress-interval, then the summary. A dry run against the real
+// server: lookups are sent (at --rate per second), nothing is written.
+func TestResyncProgress(t *testing.T) {
+	env := scimtest.Server(t)
+	t.Setenv("SCIM_URL", env.URL)
+	t.Setenv("SCIM_TOKEN", env.Token)
+	code, _, stderr := runCLI(t, "resync", "--dry-run", "--rate", "60", "--progress-interval", "100ms", "../../scripts/demo.pipe")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "resync progress: ") || !strings.Contains(stderr, "/30 entries (") {
+		t.Errorf("no progress line:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "\r") || strings.Contains(stderr, "\033[") {
+		t.Errorf("terminal codes written to a non-terminal:\n%q", stderr)
+	}
+	if !strings.Contains(stderr, "resync: 30 entries in ") {
+		t.Errorf("no summary:\n%s", stderr)
 	}
 }

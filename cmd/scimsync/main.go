@@ -26,6 +26,8 @@ func init() {
 	commands = []command{
 		{"check", "compile pipe scripts and report every problem with its place", runCheck},
 		{"map", "show the SCIM resources a pipe makes of LDIF entries", runMap},
+		{"repl", "try a pipe's mappings on sample entries at a prompt", runRepl},
+		{"resync", "bulk-load the SCIM service from the source (--dry-run shows the requests)", runResync},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
+	"github.com/tidwall/gjson"
 	"github.com/tidwall/pretty"
 
+	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/ldif"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/lang"
@@ -23,6 +26,7 @@ func runMap(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per record instead of text")
 	modeName := fs.String("mode", "realtime", "which @realtime/@resync mappings apply: realtime or resync")
 	opName := fs.String("op", "", "build resources as for create or update (default: create for adds, update otherwise)")
+	currentFile := fs.String("current", "", "a resource as the SCIM service holds it (JSON): show the PATCH that would turn it into each mapped resource")
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
@@ -62,6 +66,22 @@ func runMap(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	} else {
 		opts = lang.LoadOptions{} // a file named on the command line is on disk
 	}
+	var current []byte
+	if *currentFile != "" {
+		data, err := os.ReadFile(*currentFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync map: %v\n", err)
+			return exitFail
+		}
+		if !gjson.ValidBytes(data) || !gjson.ParseBytes(data).IsObject() {
+			fmt.Fprintf(stderr, "scimsync map: %s is not a JSON object\n", *currentFile)
+			return exitFail
+		}
+		current = data
+		if *opName == "" {
+			*opName = "update" // there is a resource to update
+		}
+	}
 	f, err := openFile(opts, file)
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync map: %v\n", err)
@@ -87,7 +107,7 @@ func runMap(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	for _, rec := range recs {
 		_, _ = all.Apply(rec) // the final state, for references
 	}
-	m := &mapper{p: p, ev: p.NewEvaluator(), explainEv: p.NewEvaluator(), refs: all.Resolver(p, mode), mode: mode, op: *opName, json: *asJSON, out: stdout}
+	m := &mapper{p: p, ev: p.NewEvaluator(), explainEv: p.NewEvaluator(), refs: all.Resolver(p, mode), mode: mode, op: *opName, json: *asJSON, out: stdout, current: current}
 	dir := source.NewDirectory()
 	var mapped, out, failed int
 	for _, rec := range recs {
@@ -133,21 +153,23 @@ type mapper struct {
 	op        string
 	json      bool
 	out       io.Writer
+	current   []byte // --current: show the PATCH against it
 }
 
 func (m *mapper) show(rec *ldif.Record, ch *lang.Change) outcome {
 	type jsonOut struct {
-		Line       int             `json:"line"`
-		DN         string          `json:"dn"`
-		Change     string          `json:"change"`
-		OutOfScope []string        `json:"outOfScope,omitempty"`
-		Class      string          `json:"class,omitempty"`
-		Endpoint   string          `json:"endpoint,omitempty"`
-		Path       string          `json:"path,omitempty"`
-		Filter     string          `json:"filter,omitempty"`
-		Op         string          `json:"op,omitempty"`
-		Resource   json.RawMessage `json:"resource,omitempty"`
-		Error      string          `json:"error,omitempty"`
+		Line       int               `json:"line"`
+		DN         string            `json:"dn"`
+		Change     string            `json:"change"`
+		OutOfScope []string          `json:"outOfScope,omitempty"`
+		Class      string            `json:"class,omitempty"`
+		Endpoint   string            `json:"endpoint,omitempty"`
+		Path       string            `json:"path,omitempty"`
+		Filter     string            `json:"filter,omitempty"`
+		Op         string            `json:"op,omitempty"`
+		Resource   json.RawMessage   `json:"resource,omitempty"`
+		Patch      []json.RawMessage `json:"patch,omitempty"`
+		Error      string            `json:"error,omitempty"`
 	}
 	j := jsonOut{Line: rec.Line, DN: ch.DN, Change: ch.Type.String()}
 	emit := func(o outcome) outcome {
@@ -208,7 +230,35 @@ func (m *mapper) show(rec *ldif.Record, ch *lang.Change) outcome {
 	}
 	j.Resource = doc
 	if !m.json {
-		fmt.Fprintf(m.out, "  %s:\n%s\n", j.Op, pretty.Pretty(doc))
+		fmt.Fprintf(m.out, "  %s:\n%s", j.Op, pretty.Pretty(doc))
+	}
+	if m.current != nil && op == lang.Update {
+		bodies, err := engine.Patch(m.current, doc, res.Managed(op), res.Endpoint, 0)
+		if err != nil {
+			j.Error = err.Error()
+			if !m.json {
+				fmt.Fprintf(m.out, "  patch error: %v\n\n", err)
+			}
+			return emit(failedOutcome)
+		}
+		for _, b := range bodies {
+			j.Patch = append(j.Patch, b)
+		}
+		if !m.json {
+			switch len(bodies) {
+			case 0:
+				fmt.Fprintf(m.out, "  patch: no change needed\n")
+			case 1:
+				fmt.Fprintf(m.out, "  patch:\n%s", pretty.Pretty(bodies[0]))
+			default:
+				for i, b := range bodies {
+					fmt.Fprintf(m.out, "  patch %d of %d:\n%s", i+1, len(bodies), pretty.Pretty(b))
+				}
+			}
+		}
+	}
+	if !m.json {
+		fmt.Fprintln(m.out)
 	}
 	return emit(shown)
 }

@@ -67,6 +67,20 @@ func parseFlags(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, d
 
 // helpText is each command's synopsis and description.
 var helpText = map[string]string{
+	"repl": `repl [PIPE] [--entries FILE.ldif]
+
+Opens a prompt to try a pipe script on sample entries before anything is
+sent: step through the entries (:next, :prev, :entry N|DN, :show), type an
+expression to evaluate it against the current entry (printed as
+value : type), and see which class takes the entry and why earlier ones do
+not (:class), the SCIM resource (:map), the lookup filter (:lookup) and the
+PATCH that would turn a current resource into it (:patch FILE.json). Edit
+the script and :load it again. :help lists the commands; Tab completes
+commands, functions and attribute names; history is kept in
+$XDG_STATE_HOME/scimsync/repl_history (~/.local/state/… by default).
+Without PIPE, the embedded demo pipe runs; without --entries, the pipe's own
+LDIF source file is read. With standard input not a terminal, lines are
+read from it with no prompt, and the exit status is 1 if any line failed.`,
 	"version": "version\n\nPrints the version of scimsync.",
 	"check": `check PIPE...
 
@@ -75,7 +89,23 @@ file() read), every expression compiled and type-checked, every target path
 checked against the SCIM schemas — and prints each problem with its
 file:line:col, the source line and a caret. Exit status 1 if any script has
 a problem.`,
-	"map": `map [PIPE] [--entries FILE.ldif]
+	"resync": `resync [PIPE] [--dry-run] [--dn-file FILE] [--failed-dns FILE] [--rate N]
+       [--rate-file FILE] [--creates-only | --updates-only] [--exclude-attr ATTR]... [--workers N]
+
+Compares every entry of the source with the SCIM service and creates or
+updates what differs: the first matching class maps each entry (its
+@resync mappings apply), the endpoint's lookup finds the existing resource,
+and a minimal PATCH (or a PUT, if the script says so) changes only what
+differs over the attributes the class manages; nothing differs, nothing is
+sent. Entries of classes with ref(…) mappings (groups) go after the others,
+so their members exist. With --dry-run nothing is sent: each request that
+would be sent is printed (a service that cannot be reached makes every
+entry a create). Progress goes to stderr (a bar on a terminal, a line every
+--progress-interval otherwise), then a summary. Entries that fail are
+listed, and written to --failed-dns in the format --dn-file reads, so they
+can be fed again. Exit status 1 when any entry failed, 130 when interrupted.
+Without PIPE, the embedded demo pipe runs.`,
+	"map": `map [PIPE] [--entries FILE.ldif] [--current FILE.json]
 
 Shows what the pipe makes of each LDIF record: the sync class that takes it,
 the endpoint, the lookup filter and the SCIM resource as JSON. Content
@@ -84,5 +114,8 @@ records are applied in order, so a modify shows the entry as it stands
 after it. References (ref(…)) to entries in the file are shown as
 "(id of DN)": the SCIM id is only known when syncing. Without PIPE, the
 embedded demo pipe runs; without --entries, the pipe's own LDIF source file
-is read.`,
+is read. With --current FILE.json (a resource as the SCIM service holds
+it), each mapped resource is also shown as the PATCH request that would
+turn that resource into it: only the attributes the class manages are
+compared, and "no change needed" means no request would be sent.`,
 }

@@ -99,6 +99,9 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 			"can read and change the SCIM traffic and the credentials in it; use a CA file instead",
 			"url", cfg.URL)
 	}
+	if u, _ := url.Parse(cfg.URL); cfg.Auth != AuthNone && strings.EqualFold(u.Scheme, "http") && !isLoopback(u.Hostname()) {
+		c.log.Warn("scim: credentials are sent over plain http to a remote host; use https", "url", cfg.URL)
+	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -129,6 +132,14 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		c.auth = noAuth{}
 	}
 	return c, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CloseIdleConnections closes the pooled connections that are not in use.

@@ -455,3 +455,53 @@ func otherCA(t *testing.T) string {
 	}
 	return p
 }
+
+// BenchmarkServerGet measures one GET by id through the client against the real server
+// (loopback, keep-alive; the figure is mostly the server's). Run with -bench; it is
+// bounded by -benchtime like any benchmark.
+func BenchmarkServerGet(b *testing.B) {
+	env := scimtest.Server(b)
+	ua := scimtest.UserAgent(b)
+	c, err := NewClient(Config{URL: env.URL, Auth: AuthBearer, Token: secret.New(env.Token), UserAgent: ua})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	body, err := c.Create(ctx, "/Users", []byte(`{"userName":"`+scimtest.Unique("bench")+`"}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := gjson.GetBytes(body, "id").String()
+	defer c.Delete(ctx, "/Users", id)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Get(ctx, "/Users/"+id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServerSearch measures a lookup by userName (GET ?filter=) against the real server.
+func BenchmarkServerSearch(b *testing.B) {
+	env := scimtest.Server(b)
+	c, err := NewClient(Config{URL: env.URL, Auth: AuthBearer, Token: secret.New(env.Token), UserAgent: scimtest.UserAgent(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	userName := scimtest.Unique("bench")
+	body, err := c.Create(ctx, "/Users", []byte(`{"userName":"`+userName+`"}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Delete(ctx, "/Users", gjson.GetBytes(body, "id").String())
+	filter := `userName eq "` + userName + `"`
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if res, _, err := c.Search(ctx, "/Users", filter, false); err != nil || len(res) != 1 {
+			b.Fatal(len(res), err)
+		}
+	}
+}

@@ -677,3 +677,43 @@ func TestTLS(t *testing.T) {
 		t.Errorf("NewClient with a bad CA file: %v", err)
 	}
 }
+
+func TestPlainHTTPWarning(t *testing.T) {
+	for url, warn := range map[string]bool{
+		"http://scim.example.com/v2": true,
+		"http://127.0.0.1:8880/v2":   false,
+		"http://localhost/v2":        false,
+		"https://scim.example.com":   false,
+	} {
+		_, _, logs := testClient(t, Config{URL: url, Auth: AuthBearer, Token: secret.New("t")}, Retry{})
+		if got := strings.Contains(logs.String(), "plain http"); got != warn {
+			t.Errorf("%s: warning %v, want %v (%s)", url, got, warn, logs)
+		}
+	}
+}
+
+// ExampleNewClient looks a user up by userName and creates it when missing.
+func ExampleNewClient() {
+	c, err := NewClient(Config{
+		URL:          "https://scim.example.com/scim/v2",
+		Auth:         AuthOAuth2,
+		TokenURL:     "https://login.example.com/oauth2/token",
+		ClientID:     "scimsync",
+		ClientSecret: secret.New(os.Getenv("SCIM_CLIENT_SECRET")),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	found, _, err := c.Search(ctx, "/Users", `userName eq "jdoe"`, false)
+	switch {
+	case err != nil:
+		fmt.Println(err)
+	case len(found) == 0:
+		_, err = c.Create(ctx, "/Users", []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jdoe"}`))
+		if IsScimType(err, ScimTypeUniqueness) {
+			fmt.Println("created meanwhile by someone else")
+		}
+	}
+}

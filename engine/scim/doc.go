@@ -1,5 +1,17 @@
-// Package scim holds the SCIM 2.0 vocabulary scimsync needs to write to
-// SCIM service providers: attribute paths, filters and schema definitions.
+// Package scim speaks SCIM 2.0 to service providers: the client (auth,
+// TLS, typed errors, retries), the vocabulary (attribute paths, filters,
+// schema definitions), and the minimal PATCH between a current and a
+// desired resource.
+//
+// Client sends requests with HTTP Basic, a static bearer token or OAuth2
+// client credentials (refreshed before expiry, and once on a 401), retries
+// what is temporary (429, 5xx, timeouts, dropped connections) with backoff
+// that honours Retry-After, and returns *Error (status, scimType, detail)
+// or *TransportError for what is not. Diff compares two resources over the
+// managed paths only and gives RFC 7644 §3.5.2 operations in shapes real
+// servers accept (an add on the attribute for a new element, value filters
+// to remove one, never a whole-list replace); PatchBodies splits them into
+// requests; PutBody builds a PUT that keeps what the pipe does not manage.
 //
 // References:
 //   - RFC 7643, "System for Cross-domain Identity Management: Core Schema":

@@ -37,6 +37,19 @@ func (d *Directory) Get(dn string) *lang.Entry {
 	return d.entries[NormalizeDN(dn)]
 }
 
+// Entries returns the entries in the order they were first added.
+func (d *Directory) Entries() []*lang.Entry {
+	out := make([]*lang.Entry, 0, len(d.entries))
+	seen := make(map[string]bool, len(d.entries))
+	for _, k := range d.order {
+		if e, ok := d.entries[k]; ok && !seen[k] {
+			seen[k] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Len returns the number of entries.
 func (d *Directory) Len() int { return len(d.entries) }
 

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tidwall/pretty"
+
+	"github.com/scimsync/scimsync/engine"
+	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/source"
+	"github.com/scimsync/scimsync/lang"
+)
+
+func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("resync", "[PIPE]", stderr)
+	dryRun := fs.Bool("dry-run", false, "send nothing: print each request that would be sent, then the summary")
+	dnFile := fs.String("dn-file", "", "resync only the DNs listed in this file (dn: lines; the --failed-dns format)")
+	failedFile := fs.String("failed-dns", "", "write the DNs that failed to this file, in the --dn-file format")
+	rate := fs.Float64("rate", 0, "at most this many requests per second (0: no limit)")
+	rateFile := fs.String("rate-file", "", "a file holding the rate limit, re-read every second while running")
+	createsOnly := fs.Bool("creates-only", false, "create missing resources; leave existing ones alone")
+	updatesOnly := fs.Bool("updates-only", false, "update existing resources; create none")
+	exclude := fs.StringArray("exclude-attr", nil, "leave this SCIM attribute out (repeatable), e.g. password")
+	workers := fs.Int("workers", 4, "entries processed in parallel")
+	progressEvery := fs.Duration("progress-interval", 10*time.Second, "how often a progress line is logged when not on a terminal")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "scimsync resync: name one pipe script")
+		return exitUsage
+	}
+	if *createsOnly && *updatesOnly {
+		fmt.Fprintln(stderr, "scimsync resync: --creates-only and --updates-only exclude each other")
+		return exitUsage
+	}
+	if *rate < 0 {
+		fmt.Fprintln(stderr, "scimsync resync: --rate must be 0 or more")
+		return exitUsage
+	}
+	path := fs.Arg(0)
+	if path == "" {
+		fmt.Fprintln(stderr, "scimsync resync: no pipe script named: running the embedded demo pipe (scripts/demo.pipe)")
+	}
+	p, opts, ok := loadPipe(path, stderr)
+	if !ok {
+		return exitFail
+	}
+	if p.Source.Kind != "ldif" {
+		fmt.Fprintf(stderr, "scimsync resync: reading a %s source is not built yet; resync reads ldif sources for now\n", p.Source.Kind)
+		return exitFail
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The source: the LDIF file, applied in order.
+	f, err := openFile(opts, p.Source.File)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+		return exitFail
+	}
+	_, dir, err := source.ReadLDIF(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync resync: %s:%v\n", p.Source.File, err)
+		return exitFail
+	}
+	entries := &engine.DirectoryEntries{Dir: dir}
+	if *dnFile != "" {
+		df, err := os.Open(*dnFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+			return exitFail
+		}
+		entries.DNs, err = engine.ReadDNFile(df)
+		df.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: %s: %v\n", *dnFile, err)
+			return exitFail
+		}
+		if entries.DNs == nil {
+			entries.DNs = []string{}
+		}
+	}
+
+	// The destination.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	client, err := scim.NewClient(p.SCIM, scim.WithLogger(logger))
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+		return exitFail
+	}
+	dest := &engine.Destination{Client: client, Pipe: p, SkipCreates: *updatesOnly, SkipUpdates: *createsOnly}
+	var curRate atomic.Value
+	curRate.Store(*rate)
+	if *rateFile != "" {
+		if err := readRate(*rateFile, &curRate); err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: --rate-file: %v\n", err)
+			return exitUsage
+		}
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := readRate(*rateFile, &curRate); err != nil {
+						logger.Warn("resync: --rate-file unreadable; keeping the last rate", "err", err)
+					}
+				}
+			}
+		}()
+	}
+	dest.Limiter = &engine.RateLimiter{Rate: func() float64 { return curRate.Load().(float64) }}
+	var outMu sync.Mutex
+	if *dryRun {
+		dest.DryRun = func(method, path string, body []byte) {
+			outMu.Lock()
+			defer outMu.Unlock()
+			fmt.Fprintf(stdout, "%s %s\n", method, path)
+			if len(body) > 0 {
+				stdout.Write(pretty.Pretty(body))
+			}
+			fmt.Fprintln(stdout)
+		}
+		if !reachable(ctx, p.SCIM) {
+			fmt.Fprintf(stderr, "scimsync resync: dry run: the SCIM service at %s is not reachable: every entry is shown as a create\n", p.SCIM.URL)
+			dest.Offline = true
+		}
+	}
+	refs := &engine.RefResolver{Ctx: ctx, Pipe: p, Dest: dest, Mode: lang.Resync, Placeholder: *dryRun,
+		Entry: func(dn string) (*lang.Entry, error) { return dir.Get(dn), nil }}
+
+	var failedW io.Writer
+	if *failedFile != "" {
+		ff, err := os.Create(*failedFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+			return exitFail
+		}
+		defer ff.Close()
+		failedW = ff
+	}
+	stats := engine.NewStats(entries)
+	prog := newProgress(stderr, *progressEvery)
+	ropts := engine.ResyncOptions{
+		Stats:   stats,
+		Workers: *workers,
+		Exclude: *exclude,
+		Refs:    refs,
+		Failed: func(dn string, err error) {
+			outMu.Lock()
+			defer outMu.Unlock()
+			prog.clear()
+			fmt.Fprintf(stderr, "failed: %s: %v\n", dn, err)
+			if failedW != nil {
+				_ = engine.WriteDN(failedW, dn, err.Error())
+			}
+		},
+	}
+	done := make(chan struct{})
+	var st *engine.Stats
+	go func() {
+		defer close(done)
+		st, err = engine.Resync(ctx, p, dest, entries, ropts)
+	}()
+	prog.run(done, stats, &outMu)
+	<-done
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+	}
+	summary(stderr, st, *dryRun, ctx.Err() != nil)
+	if st.Failed.Load() > 0 || (err != nil && !errors.Is(err, context.Canceled)) {
+		return exitFail
+	}
+	if ctx.Err() != nil {
+		return 130
+	}
+	return exitOK
+}
+
+// reachable asks the SCIM service for its configuration, briefly: a
+// connection error means a dry run goes on without it.
+func reachable(ctx context.Context, cfg scim.Config) bool {
+	cfg.MaxAttempts = 1
+	c, err := scim.NewClient(cfg, scim.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = c.Do(ctx, http.MethodGet, "/ServiceProviderConfig", nil)
+	var te *scim.TransportError
+	var re *scim.RetryError
+	return !errors.As(err, &te) && !(errors.As(err, &re) && errors.As(re.Err, &te)) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// readRate reads a --rate-file: one number, requests per second.
+func readRate(path string, into *atomic.Value) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	r, err := strconv.ParseFloat(strings.TrimSpace(string(data)), 64)
+	if err != nil || r < 0 {
+		return fmt.Errorf("%s: want one number of requests per second", path)
+	}
+	into.Store(r)
+	return nil
+}
+
+func summary(w io.Writer, st *engine.Stats, dryRun, interrupted bool) {
+	el := time.Since(st.Start)
+	done := st.Done.Load()
+	rate := float64(done) / el.Seconds()
+	what := "resync"
+	if interrupted {
+		what = "resync interrupted"
+	}
+	fmt.Fprintf(w, "%s: %d entries in %s (%.0f/s): %d created, %d updated, %d unchanged, %d skipped, %d out of scope, %d failed; %d requests",
+		what, done, el.Round(time.Millisecond), rate, st.Created.Load(), st.Updated.Load(), st.Unchanged.Load(),
+		st.Skipped.Load(), st.OutOfScope.Load(), st.Failed.Load(), st.Requests.Load())
+	if dryRun {
+		fmt.Fprint(w, " shown (dry run: nothing was sent)")
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/lang"
+)
+
+// Outcome is what applying one change did.
+type Outcome string
+
+// The outcomes.
+const (
+	Created     Outcome = "created"
+	Updated     Outcome = "updated"
+	Unchanged   Outcome = "unchanged" // the resource already matched: no request sent
+	Deleted     Outcome = "deleted"
+	Deactivated Outcome = "deactivated"
+	Absent      Outcome = "absent" // a delete found nothing to delete
+	OutOfScope  Outcome = "out of scope"
+	Skipped     Outcome = "skipped" // --creates-only or --updates-only left it alone
+)
+
+// Applied reports one applied change.
+type Applied struct {
+	Outcome  Outcome
+	Endpoint *lang.Endpoint
+	ID       string // the SCIM id of the resource, when there is one
+	Adopted  bool   // a create met 409 and updated the existing resource instead
+	Requests int    // write requests sent (POST, PATCH, PUT, DELETE)
+}
+
+// Destination applies mapped changes to one SCIM service.
+type Destination struct {
+	Client *scim.Client
+	Pipe   *lang.Pipe
+	// MaxOpsPerRequest bounds the operations of one PATCH (default
+	// scim.DefaultMaxOpsPerRequest); larger changes go in several requests.
+	MaxOpsPerRequest int
+	// Limiter, when set, is waited on before every request (lookups too).
+	Limiter interface {
+		Wait(ctx context.Context) error
+	}
+	// DryRun, when set, receives every write request (POST, PATCH, PUT,
+	// DELETE) instead of the service; lookups still go to the service.
+	DryRun func(method, path string, body []byte)
+	// Offline makes every lookup find nothing, with no request: a dry run
+	// without a reachable service shows every entry as a create.
+	Offline bool
+	// SkipCreates and SkipUpdates leave resources that would be created
+	// (or updated) alone: resync --updates-only and --creates-only.
+	SkipCreates, SkipUpdates bool
+}
+
+// dryRunID is the id a dry-run create reports.
+const dryRunID = "(dry run)"
+
+// write sends a write request, or hands it to DryRun.
+func (d *Destination) write(ctx context.Context, method, endpoint, id string, body []byte) ([]byte, error) {
+	path := strings.TrimRight(endpoint, "/")
+	if id != "" {
+		path += "/" + url.PathEscape(id)
+	}
+	if d.DryRun != nil {
+		d.DryRun(method, path, body)
+		if method == http.MethodPost {
+			return []byte(`{"id":"` + dryRunID + `"}`), nil
+		}
+		return nil, nil
+	}
+	if err := d.wait(ctx); err != nil {
+		return nil, err
+	}
+	switch method {
+	case http.MethodPost:
+		return d.Client.Create(ctx, endpoint, body)
+	case http.MethodPatch:
+		return d.Client.Patch(ctx, endpoint, id, body)
+	case http.MethodPut:
+		return d.Client.Put(ctx, endpoint, id, body)
+	case http.MethodDelete:
+		return nil, d.Client.Delete(ctx, endpoint, id)
+	}
+	return nil, fmt.Errorf("unknown method %s", method)
+}
+
+func (d *Destination) wait(ctx context.Context) error {
+	if d.Limiter == nil {
+		return nil
+	}
+	return d.Limiter.Wait(ctx)
+}
+
+// MultipleMatchError is a lookup filter that found more than one resource:
+// the change fails rather than pick one.
+type MultipleMatchError struct {
+	Endpoint string
+	Filter   string
+	IDs      []string
+	Total    int
+}
+
+func (e *MultipleMatchError) Error() string {
+	return fmt.Sprintf("lookup %s?filter=%s found %d resources (%s): the filter must identify one resource",
+		e.Endpoint, e.Filter, e.Total, strings.Join(e.IDs, ", "))
+}
+
+// Apply applies the result of one change. knownID is the SCIM id the
+// caller remembers for the entry ("" if none): it is tried first, and the
+// lookup filter only when it is gone. refs resolves ref(…) targets.
+func (d *Destination) Apply(ctx context.Context, res *lang.Result, knownID string, refs lang.Resolver) (Applied, error) {
+	if res.OutOfScope {
+		return Applied{Outcome: OutOfScope}, nil
+	}
+	ep := res.Endpoint
+	out := Applied{Endpoint: ep}
+	id, current, err := d.find(ctx, ep, res.Filter, knownID)
+	if err != nil {
+		return out, err
+	}
+	out.ID = id
+	if res.Change.Type == lang.Delete {
+		return d.delete(ctx, res, out, current)
+	}
+	if current == nil && d.SkipCreates || current != nil && d.SkipUpdates {
+		out.Outcome = Skipped
+		return out, nil
+	}
+	if current == nil {
+		body, err := res.Resource(lang.Create, refs)
+		if err != nil {
+			return out, err
+		}
+		created, err := d.write(ctx, http.MethodPost, ep.Path, "", body)
+		out.Requests++
+		if err == nil {
+			out.Outcome, out.ID = Created, gjson.GetBytes(created, "id").String()
+			return out, nil
+		}
+		if !ep.Adopt || !scim.IsStatus(err, http.StatusConflict) {
+			return out, fmt.Errorf("create at %s: %w", ep.Path, err)
+		}
+		// The resource exists but the lookup did not find it (another
+		// writer, or a POST whose answer was lost): find it by the unique
+		// attributes the create carried, and adopt it.
+		id, current, ferr := d.findUnique(ctx, ep, body)
+		if ferr != nil || current == nil {
+			return out, fmt.Errorf("create at %s: %w (and no resource with its unique attributes was found to adopt: %v)", ep.Path, err, ferr)
+		}
+		out.ID, out.Adopted = id, true
+		return d.update(ctx, res, out, current, refs)
+	}
+	return d.update(ctx, res, out, current, refs)
+}
+
+// find returns the existing resource: by knownID, then by filter. A nil
+// current means there is none.
+func (d *Destination) find(ctx context.Context, ep *lang.Endpoint, filter, knownID string) (id string, current []byte, err error) {
+	if d.Offline {
+		return "", nil, nil
+	}
+	if knownID != "" {
+		if err := d.wait(ctx); err != nil {
+			return "", nil, err
+		}
+		body, err := d.Client.Get(ctx, strings.TrimRight(ep.Path, "/")+"/"+url.PathEscape(knownID))
+		switch {
+		case err == nil:
+			return knownID, body, nil
+		case !scim.IsStatus(err, http.StatusNotFound):
+			return "", nil, fmt.Errorf("get %s/%s: %w", ep.Path, knownID, err)
+		}
+	}
+	if filter == "" {
+		return "", nil, nil
+	}
+	if err := d.wait(ctx); err != nil {
+		return "", nil, err
+	}
+	found, total, err := d.Client.Search(ctx, ep.Path, filter, d.Pipe.Query == "post")
+	if err != nil {
+		return "", nil, fmt.Errorf("lookup %s: %w", ep.Path, err)
+	}
+	switch {
+	case len(found) == 0 && total == 0:
+		return "", nil, nil
+	case len(found) == 1 && total <= 1:
+		id := gjson.GetBytes(found[0], "id").String()
+		if id == "" {
+			return "", nil, fmt.Errorf("lookup %s?filter=%s: the resource found has no id", ep.Path, filter)
+		}
+		return id, found[0], nil
+	}
+	e := &MultipleMatchError{Endpoint: ep.Path, Filter: filter, Total: max(total, len(found))}
+	for _, r := range found {
+		e.IDs = append(e.IDs, gjson.GetBytes(r, "id").String())
+	}
+	return "", nil, e
+}
+
+// findUnique looks a resource up by the attributes of body that the
+// endpoint's core schema declares unique (userName for Users), or by
+// displayName where none is (Groups).
+func (d *Destination) findUnique(ctx context.Context, ep *lang.Endpoint, body []byte) (string, []byte, error) {
+	var names []string
+	if core := ep.CoreSchema(); core != nil {
+		for _, a := range core.Attributes {
+			if a.Uniqueness == "server" || a.Uniqueness == "global" {
+				names = append(names, a.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		names = []string{"displayName"}
+	}
+	for _, n := range names {
+		v := gjson.GetBytes(body, scim.EscapeKey(n))
+		if v.Type != gjson.String || v.Str == "" {
+			continue
+		}
+		id, current, err := d.find(ctx, ep, n+" eq "+scim.Quote(v.Str), "")
+		if err != nil || current != nil {
+			return id, current, err
+		}
+	}
+	return "", nil, nil
+}
+
+// update makes the resource match the desired one over the managed paths.
+func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied, current []byte, refs lang.Resolver) (Applied, error) {
+	ep := res.Endpoint
+	desired, err := res.Resource(lang.Update, refs)
+	if err != nil {
+		return out, err
+	}
+	managed := res.Managed(lang.Update)
+	if d.Pipe.Update == "put" {
+		body, err := scim.PutBody(current, desired, managed)
+		if err != nil {
+			return out, err
+		}
+		// PUT only when something managed differs.
+		ops, err := scim.Diff(current, desired, managed, d.diffOptions(ep))
+		if err != nil {
+			return out, err
+		}
+		if len(ops) == 0 {
+			out.Outcome = Unchanged
+			return out, nil
+		}
+		if _, err := d.write(ctx, http.MethodPut, ep.Path, out.ID, body); err != nil {
+			return out, fmt.Errorf("put %s/%s: %w", ep.Path, out.ID, err)
+		}
+		out.Requests++
+		out.Outcome = Updated
+		return out, nil
+	}
+	bodies, err := d.Patch(current, desired, managed, ep)
+	if err != nil {
+		return out, err
+	}
+	if len(bodies) == 0 {
+		out.Outcome = Unchanged
+		return out, nil
+	}
+	for _, body := range bodies {
+		if _, err := d.write(ctx, http.MethodPatch, ep.Path, out.ID, body); err != nil {
+			return out, fmt.Errorf("patch %s/%s: %w", ep.Path, out.ID, err)
+		}
+		out.Requests++
+	}
+	out.Outcome = Updated
+	return out, nil
+}
+
+// Patch returns the PATCH request bodies that turn current into desired
+// over the managed paths; none when nothing differs.
+func (d *Destination) Patch(current, desired []byte, managed []scim.Path, ep *lang.Endpoint) ([][]byte, error) {
+	return Patch(current, desired, managed, ep, d.MaxOpsPerRequest)
+}
+
+// Patch returns the PATCH request bodies (at most maxOps operations each;
+// 0 means scim.DefaultMaxOpsPerRequest) that turn current into desired over
+// the managed paths, comparing as the endpoint's schemas say; none when
+// nothing differs. `scimsync map --current` shows them without a server.
+func Patch(current, desired []byte, managed []scim.Path, ep *lang.Endpoint, maxOps int) ([][]byte, error) {
+	ops, err := scim.Diff(current, desired, managed, diffOptions(ep, maxOps))
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	return scim.PatchBodies(ops, maxOps), nil
+}
+
+func (d *Destination) diffOptions(ep *lang.Endpoint) scim.DiffOptions {
+	return diffOptions(ep, d.MaxOpsPerRequest)
+}
+
+func diffOptions(ep *lang.Endpoint, maxOps int) scim.DiffOptions {
+	return scim.DiffOptions{Core: ep.CoreSchema(), Extensions: ep.ExtensionSchemas(), MaxOpsPerRequest: maxOps}
+}
+
+// deactivateBody is the PATCH that deactivates a resource.
+var deactivateBody = []byte(`{"schemas":["` + scim.URNPatchOp + `"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
+
+// delete removes the resource, or deactivates it when the class says so.
+func (d *Destination) delete(ctx context.Context, res *lang.Result, out Applied, current []byte) (Applied, error) {
+	ep := res.Endpoint
+	if current == nil {
+		out.Outcome = Absent
+		return out, nil
+	}
+	if res.Class.OnDelete == "deactivate" {
+		if a := gjson.GetBytes(current, "active"); a.Exists() && !a.Bool() {
+			out.Outcome = Unchanged
+			return out, nil
+		}
+		if _, err := d.write(ctx, http.MethodPatch, ep.Path, out.ID, deactivateBody); err != nil {
+			return out, fmt.Errorf("deactivate %s/%s: %w", ep.Path, out.ID, err)
+		}
+		out.Requests++
+		out.Outcome = Deactivated
+		return out, nil
+	}
+	if _, err := d.write(ctx, http.MethodDelete, ep.Path, out.ID, nil); err != nil {
+		return out, fmt.Errorf("delete %s/%s: %w", ep.Path, out.ID, err)
+	}
+	out.Requests++
+	out.Outcome = Deleted
+	return out, nil
+}
+
+// IsMultipleMatch reports whether err is a lookup that matched several
+// resources.
+func IsMultipleMatch(err error) bool {
+	var m *MultipleMatchError
+	return errors.As(err, &m)
+}

@@ -1,0 +1,204 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scimsync/scimsync/lang"
+)
+
+// Entries is what a resync reads: every entry of the source, streamed.
+type Entries interface {
+	// Count returns how many entries Each will give, or -1 when unknown.
+	Count() int64
+	// Each calls fn for each entry, in order, until fn or the source fails.
+	Each(ctx context.Context, fn func(*lang.Entry) error) error
+	// Get reads one entry by DN (nil when absent): references, and the
+	// entries deferred to a second pass.
+	Get(dn string) (*lang.Entry, error)
+}
+
+// Stats counts what a resync did. It is safe to read while it runs.
+type Stats struct {
+	Start      time.Time
+	Total      int64 // entries the source will give; -1 when unknown
+	Done       atomic.Int64
+	Created    atomic.Int64
+	Updated    atomic.Int64
+	Unchanged  atomic.Int64
+	Skipped    atomic.Int64
+	OutOfScope atomic.Int64
+	Failed     atomic.Int64
+	Requests   atomic.Int64 // write requests sent (or, in a dry run, shown)
+}
+
+// NewStats starts the counts of a resync over src.
+func NewStats(src Entries) *Stats {
+	return &Stats{Start: time.Now(), Total: src.Count()}
+}
+
+// ResyncOptions tune Resync.
+type ResyncOptions struct {
+	Workers int      // parallel entries (default 4)
+	Exclude []string // targets left out (resync --exclude-attr)
+	Refs    lang.Resolver
+	// Failed is called for each entry that failed, with the error.
+	Failed func(dn string, err error)
+	// Applied is called for each entry applied (not for failures).
+	Applied func(dn string, a Applied)
+	// Stats, when set (made by NewStats before Resync starts), is filled as
+	// the resync goes, for progress reports.
+	Stats *Stats
+}
+
+// Resync compares every entry of the source with the SCIM service and
+// creates or updates what differs, in resync mode: the @resync mappings
+// apply, and the entries of classes that refer to others (groups, through
+// ref(…)) go in a second pass, after the resources they refer to. Memory
+// stays flat in the number of entries but for the DNs deferred to the
+// second pass. A failing entry is counted and reported; the others go on.
+// Cancelling ctx stops it cleanly with what was done so far.
+func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts ResyncOptions) (*Stats, error) {
+	st := opts.Stats
+	if st == nil {
+		st = NewStats(src)
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	var (
+		mu       sync.Mutex
+		deferred []string // pass 1: entries that refer to others
+		retry    []string // later passes: references not in SCIM yet
+	)
+	run := func(pass int, feed func(chan<- *lang.Entry) error) error {
+		ch := make(chan *lang.Entry, workers*2)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ev := p.NewEvaluator()
+				ev.Exclude(opts.Exclude...)
+				for e := range ch {
+					c := &lang.Change{Type: lang.Add, DN: e.DN, Entry: e}
+					res, err := ev.Eval(c, lang.Resync)
+					if err == nil && pass == 1 && !res.OutOfScope && res.Class.HasRefs() {
+						mu.Lock()
+						deferred = append(deferred, e.DN)
+						mu.Unlock()
+						continue
+					}
+					st.Done.Add(1)
+					if err != nil {
+						st.fail(opts, e.DN, err)
+						continue
+					}
+					a, err := d.Apply(ctx, res, "", opts.Refs)
+					st.Requests.Add(int64(a.Requests))
+					if err != nil && pass < maxPasses && IsNotYet(err) {
+						// A member that is itself deferred (a nested group)
+						// may be created later in this pass: try again.
+						st.Done.Add(-1)
+						mu.Lock()
+						retry = append(retry, e.DN)
+						mu.Unlock()
+						continue
+					}
+					if err != nil {
+						st.fail(opts, e.DN, err)
+						continue
+					}
+					st.count(a.Outcome)
+					if opts.Applied != nil {
+						opts.Applied(e.DN, a)
+					}
+				}
+			}()
+		}
+		err := feed(ch)
+		close(ch)
+		wg.Wait()
+		return err
+	}
+	err := run(1, func(ch chan<- *lang.Entry) error {
+		return src.Each(ctx, func(e *lang.Entry) error {
+			select {
+			case ch <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	for pass := 2; err == nil && len(deferred) > 0 && pass <= maxPasses; pass++ {
+		dns := deferred
+		err = run(pass, func(ch chan<- *lang.Entry) error {
+			for _, dn := range dns {
+				e, err := src.Get(dn)
+				if err != nil {
+					st.Done.Add(1)
+					st.fail(opts, dn, err)
+					continue
+				}
+				if e == nil {
+					st.Done.Add(1)
+					st.fail(opts, dn, errors.New("the entry is gone from the source"))
+					continue
+				}
+				select {
+				case ch <- e:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		if len(retry) == len(dns) {
+			// No progress: the references will not appear. One last pass
+			// reports them as failures.
+			deferred, retry = retry, nil
+			err = run(maxPasses, func(ch chan<- *lang.Entry) error {
+				for _, dn := range deferred {
+					if e, _ := src.Get(dn); e != nil {
+						ch <- e
+					}
+				}
+				return nil
+			})
+			break
+		}
+		deferred, retry = retry, nil
+	}
+	return st, err
+}
+
+// maxPasses bounds the passes over entries whose references are not in
+// SCIM yet (nested groups): each pass can create one more level.
+const maxPasses = 8
+
+func (st *Stats) fail(opts ResyncOptions, dn string, err error) {
+	st.Failed.Add(1)
+	if opts.Failed != nil {
+		opts.Failed(dn, err)
+	}
+}
+
+func (st *Stats) count(o Outcome) {
+	switch o {
+	case Created:
+		st.Created.Add(1)
+	case Updated:
+		st.Updated.Add(1)
+	case Unchanged:
+		st.Unchanged.Add(1)
+	case Skipped:
+		st.Skipped.Add(1)
+	case OutOfScope:
+		st.OutOfScope.Add(1)
+	}
+}
