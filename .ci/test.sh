@@ -10,6 +10,14 @@ command -v go >/dev/null || { echo "test.sh: needs Go 1.26 or later on PATH" >&2
 # The SCIMMY-based SCIM 2.0 server (testdata/servers/), with HTTPS and mTLS.
 # shellcheck source=.ci/scim.sh
 source .ci/scim.sh
+# OpenLDAP slapd (syncprov, accesslog) and 389 Directory Server (retro
+# changelog, content sync), from Debian's packages.
+# shellcheck source=.ci/ldap.sh
+source .ci/ldap.sh
 export SCIMSYNC_REQUIRE_SERVERS=1
+
+# --- repl: tmux, for the terminal UI test (cmd/scimsync/repl_test.go) ---
+command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux >/dev/null; }
+# --- end repl ---
 
 go test -race -count=1 ./...

@@ -340,6 +340,31 @@ func (d *Destination) delete(ctx context.Context, res *lang.Result, out Applied,
 	return out, nil
 }
 
+// DeleteKnown deletes (or deactivates) the resource with a known id: a
+// delete the id map correlates, when the change itself carries nothing to
+// classify or look it up by.
+func (d *Destination) DeleteKnown(ctx context.Context, ep *lang.Endpoint, id string, deactivate bool) (Applied, error) {
+	out := Applied{Endpoint: ep, ID: id}
+	if deactivate {
+		if _, err := d.write(ctx, http.MethodPatch, ep.Path, id, deactivateBody); err != nil {
+			if scim.IsStatus(err, http.StatusNotFound) {
+				out.Outcome = Absent
+				return out, nil
+			}
+			return out, fmt.Errorf("deactivate %s/%s: %w", ep.Path, id, err)
+		}
+		out.Requests++
+		out.Outcome = Deactivated
+		return out, nil
+	}
+	if _, err := d.write(ctx, http.MethodDelete, ep.Path, id, nil); err != nil {
+		return out, fmt.Errorf("delete %s/%s: %w", ep.Path, id, err)
+	}
+	out.Requests++
+	out.Outcome = Deleted
+	return out, nil
+}
+
 // IsMultipleMatch reports whether err is a lookup that matched several
 // resources.
 func IsMultipleMatch(err error) bool {

@@ -56,8 +56,10 @@ type ResyncOptions struct {
 
 // Resync compares every entry of the source with the SCIM service and
 // creates or updates what differs, in resync mode: the @resync mappings
-// apply, and the entries of classes that refer to others (groups, through
-// ref(…)) go in a second pass, after the resources they refer to. Memory
+// apply, and entries that refer to resources of other endpoints (groups'
+// members, through ref(…)) go in a second pass, after those; a reference
+// to a resource not created yet (a manager, a nested group) is retried in
+// a further pass. Memory
 // stays flat in the number of entries but for the DNs deferred to the
 // second pass. A failing entry is counted and reported; the others go on.
 // Cancelling ctx stops it cleanly with what was done so far.
@@ -87,7 +89,7 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 				for e := range ch {
 					c := &lang.Change{Type: lang.Add, DN: e.DN, Entry: e}
 					res, err := ev.Eval(c, lang.Resync)
-					if err == nil && pass == 1 && !res.OutOfScope && res.Class.HasRefs() {
+					if err == nil && pass == 1 && !res.OutOfScope && res.RefersElsewhere() {
 						mu.Lock()
 						deferred = append(deferred, e.DN)
 						mu.Unlock()
@@ -135,6 +137,9 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 			}
 		})
 	})
+	// References not in SCIM yet in pass 1 (a manager created later) go
+	// first in pass 2, then the entries that refer to other endpoints.
+	deferred, retry = append(retry, deferred...), nil
 	for pass := 2; err == nil && len(deferred) > 0 && pass <= maxPasses; pass++ {
 		dns := deferred
 		err = run(pass, func(ch chan<- *lang.Entry) error {

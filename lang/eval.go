@@ -85,7 +85,12 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 		return nil, err
 	}
 	if r.Filter, err = ev.lookup(r.Endpoint); err != nil {
-		return nil, err
+		if ch.Type != Delete {
+			return nil, err
+		}
+		// A delete record often carries only the DN: the engine finds the
+		// resource through its id map instead.
+		r.Filter = ""
 	}
 	if ch.Type == Delete {
 		return r, nil
@@ -270,6 +275,30 @@ func (ev *Evaluator) lookup(e *Endpoint) (string, error) {
 		return "", &EvalError{Pos: e.lookup.pos, DN: ev.ch.DN, What: e.lookup.what, Msg: msg}
 	}
 	return s, nil
+}
+
+// RefersElsewhere reports whether the result's ref(…) values name DNs
+// that may be resources of another endpoint than its own (a group's
+// members): a bulk load applies it after the others.
+func (r *Result) RefersElsewhere() bool {
+	if r.Class == nil {
+		return false
+	}
+	for i, m := range r.Class.Mappings {
+		if !m.isRef || i >= len(r.values) {
+			continue
+		}
+		refs, _ := r.values[i].(*Refs)
+		if refs == nil || len(refs.DNs) == 0 {
+			continue
+		}
+		for _, ep := range refs.Endpoints {
+			if ep != r.Endpoint {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Value returns what a mapping of the result's class evaluated to (nil

@@ -28,6 +28,9 @@ func init() {
 		{"map", "show the SCIM resources a pipe makes of LDIF entries", runMap},
 		{"repl", "try a pipe's mappings on sample entries at a prompt", runRepl},
 		{"resync", "bulk-load the SCIM service from the source (--dry-run shows the requests)", runResync},
+		{"run", "real-time sync: apply the source's changes as they come, resuming where it stopped", runRun},
+		{"set-startpoint", "choose where run starts reading changes (--end, --beginning, …)", runSetStartpoint},
+		{"failed", "list or retry the changes run could not apply", runFailed},
 		{"version", "print the version", runVersion},
 	}
 }

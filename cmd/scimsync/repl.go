@@ -1,34 +1,22 @@
 package main
 
-// The terminal side of `scimsync repl`; the REPL itself is lang/repl.
-//
-// Line editing is github.com/peterh/liner. The candidates were:
-//   - peterh/liner: small (one dependency besides x/sys: go-runewidth),
-//     pure Go, released in 2026; emacs-style editing, history with
-//     ReadHistory/WriteHistory, Ctrl-R search, and a WordCompleter
-//     (line, pos) -> (head, completions, tail) that is exactly
-//     repl.REPL.CompleteWord, with a bash-like TabPrints style (the common
-//     prefix, then the list on a second Tab). Ctrl-D on an empty line is
-//     io.EOF, Ctrl-C an ErrPromptAborted.
-//   - chzyer/readline: the most used, but without a release since 2022 and
-//     with known terminal-state bugs; its maintained fork
-//     ergochat/readline is sound but pre-1.0, and its completer returns
-//     suffixes to insert, which fits our word completions less well.
-//   - reeflective/readline: vim and emacs modes, syntax highlighting,
-//     completion menus; far more than a prompt needs, with a larger
-//     dependency tree.
-// Liner does what the issue asks with the least code and dependencies.
-
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/peterh/liner"
 
 	"github.com/scimsync/scimsync/lang"
@@ -36,6 +24,27 @@ import (
 	"github.com/scimsync/scimsync/scripts"
 )
 
+// runRepl is the terminal side of `scimsync repl`; the REPL itself is
+// lang/repl.
+//
+// Line editing is github.com/peterh/liner. The candidates were:
+//
+//   - peterh/liner: small (one dependency besides x/sys: go-runewidth),
+//     pure Go, released in 2026; emacs-style editing, history with
+//     ReadHistory/WriteHistory, Ctrl-R search, and a WordCompleter
+//     (line, pos) -> (head, completions, tail) that is exactly
+//     repl.REPL.CompleteWord, with a bash-like TabPrints style (the common
+//     prefix, then the list on a second Tab). Ctrl-D on an empty line is
+//     io.EOF, Ctrl-C an ErrPromptAborted.
+//   - chzyer/readline: the most used, but with no release since v1.5.1
+//     (2022) and many open issues; its maintained fork ergochat/readline
+//     is pre-1.0 (v0.1.x), and its completer returns suffixes to insert,
+//     which fits whole-word completions less well.
+//   - reeflective/readline: vim and emacs modes, syntax highlighting,
+//     completion menus; far more than a prompt needs, with a larger
+//     dependency tree.
+//
+// Liner does what the issue asks with the least code and dependencies.
 func runRepl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	flags := newFlags("repl", "[PIPE]", stderr)
 	entries := flags.StringP("entries", "e", "", "LDIF file of sample entries (default: the pipe's ldif source file)")
@@ -63,25 +72,36 @@ func runRepl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		opts.Pipe = scripts.DemoPipe
 		opts.Load.ReadFile = func(name string) ([]byte, error) { return fs.ReadFile(scripts.Demo, name) }
 	}
+	var dir *ldapFetcher
 	if *useLDAP {
-		// Reading sample entries from the live directory needs the LDAP
-		// connection code of engine/source; until it is wired here, say so
-		// instead of pretending.
-		fmt.Fprintln(stderr, "scimsync repl: --ldap is not available yet: :fetch and :search need it; use --entries FILE.ldif")
-		return exitUsage
+		dir = &ldapFetcher{}
+		defer dir.close()
+		opts.Fetcher = dir
+	}
+	r := repl.New(stdout, opts)
+	if dir != nil {
+		dir.pipe = r.Pipe
+		if p := r.Pipe(); p != nil {
+			if p.Source.Kind == "ldif" {
+				fmt.Fprintf(stderr, "scimsync repl: --ldap: the pipe reads an LDIF file, not a directory: :fetch and :search will fail\n")
+			} else if _, err := dir.conn(); err != nil {
+				fmt.Fprintf(stderr, "scimsync repl: --ldap: %v (:fetch and :search will try again)\n", err)
+			}
+		}
+	} else if p := r.Pipe(); p != nil && p.Source.Kind != "ldif" && *entries == "" {
+		fmt.Fprintf(stderr, "scimsync repl: the pipe reads a %s source: name sample entries with --entries FILE.ldif, or read them from the directory with --ldap\n", p.Source.Kind)
 	}
 
 	if in, ok := stdin.(*os.File); ok && isTerminal(in) && isTerminal(stdout) && liner.TerminalSupported() {
-		return interactive(opts, stdout, stderr)
+		return interactive(r, stdout, stderr)
 	}
-	return scripted(opts, stdin, stdout, stderr)
+	return scripted(r, stdin, stderr)
 }
 
 // scripted runs lines from a pipe or a file, with no prompt, so that a
 // session can be scripted and its output compared. The exit status is 1 if
 // the pipe did not load or any line failed.
-func scripted(opts repl.Options, stdin io.Reader, stdout, stderr io.Writer) int {
-	r := repl.New(stdout, opts)
+func scripted(r *repl.REPL, stdin io.Reader, stderr io.Writer) int {
 	code := exitOK
 	if r.Pipe() == nil {
 		code = exitFail
@@ -110,8 +130,7 @@ func scripted(opts repl.Options, stdin io.Reader, stdout, stderr io.Writer) int 
 
 // interactive runs the REPL on a terminal: line editing, history kept in a
 // file, Tab completion.
-func interactive(opts repl.Options, stdout, stderr io.Writer) int {
-	r := repl.New(stdout, opts)
+func interactive(r *repl.REPL, stdout, stderr io.Writer) int {
 	ln := liner.NewLiner()
 	defer ln.Close()
 	ln.SetCtrlCAborts(true)
@@ -200,4 +219,183 @@ func isTerminal(w any) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// ldapFetcher reads sample entries for :fetch and :search from the source
+// directory of the REPL's current pipe, read-only (base-object and subtree
+// searches, nothing else). It connects on first use, and again when the
+// connection drops or :load brings a pipe with another source.
+//
+// It dials as engine/source does (the URLs in order, StartTLS or ldaps://,
+// the CA file, the bind DN and password, the timeout); it is kept apart
+// because a REPL needs no retries, backoff or change tracking.
+type ldapFetcher struct {
+	pipe func() *lang.Pipe
+	c    *ldap.Conn
+	cfg  *lang.SourceConfig // the source c is connected to
+}
+
+var _ repl.Fetcher = (*ldapFetcher)(nil)
+
+// maxSearchEntries bounds what :search reads: sample entries, not a resync.
+const maxSearchEntries = 100
+
+// fetchAttrs asks for user and operational attributes (entryUUID,
+// nsUniqueId), as the sources read entries.
+var fetchAttrs = []string{"*", "+"}
+
+func (f *ldapFetcher) source() (lang.SourceConfig, error) {
+	var p *lang.Pipe
+	if f.pipe != nil {
+		p = f.pipe()
+	}
+	switch {
+	case p == nil:
+		return lang.SourceConfig{}, errors.New("no pipe loaded: its source block says which directory to read")
+	case len(p.Source.URLs) == 0:
+		return lang.SourceConfig{}, fmt.Errorf("the pipe's %s source names no LDAP server", p.Source.Kind)
+	}
+	return p.Source, nil
+}
+
+// conn returns a connection to the current pipe's source, dialing when
+// needed.
+func (f *ldapFetcher) conn() (*ldap.Conn, error) {
+	cfg, err := f.source()
+	if err != nil {
+		return nil, err
+	}
+	if f.c != nil && !f.c.IsClosing() && f.cfg != nil && sameSource(*f.cfg, cfg) {
+		return f.c, nil
+	}
+	f.close()
+	c, err := dialSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	f.c, f.cfg = c, &cfg
+	return c, nil
+}
+
+func sameSource(a, b lang.SourceConfig) bool {
+	return slices.Equal(a.URLs, b.URLs) && a.BindDN == b.BindDN && a.Password.Reveal() == b.Password.Reveal() &&
+		a.StartTLS == b.StartTLS && a.CAFile == b.CAFile && a.Insecure == b.Insecure
+}
+
+func (f *ldapFetcher) close() {
+	if f.c != nil {
+		f.c.Close()
+		f.c, f.cfg = nil, nil
+	}
+}
+
+// dialSource connects and binds to the first server of the source that
+// answers. The password is only put on the wire, never in an error.
+func dialSource(cfg lang.SourceConfig) (*ldap.Conn, error) {
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	base := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // only when the script says insecure
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("source ca file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("source ca file %s: no PEM certificate in it", cfg.CAFile)
+		}
+		base.RootCAs = pool
+	}
+	var errs []error
+	for _, u := range cfg.URLs {
+		tc := base.Clone()
+		if pu, err := url.Parse(u); err == nil {
+			tc.ServerName = pu.Hostname()
+		}
+		c, err := ldap.DialURL(u, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(tc))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
+			continue
+		}
+		c.SetTimeout(timeout)
+		if cfg.StartTLS {
+			if err := c.StartTLS(tc); err != nil {
+				c.Close()
+				errs = append(errs, fmt.Errorf("%s: starttls: %w", u, err))
+				continue
+			}
+		}
+		if cfg.BindDN != "" {
+			if err := c.Bind(cfg.BindDN, cfg.Password.Reveal()); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("%s: bind as %s: %w", u, cfg.BindDN, err)
+			}
+		}
+		return c, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Fetch reads the entry at dn.
+func (f *ldapFetcher) Fetch(dn string) (*lang.Entry, error) {
+	c, err := f.conn()
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", fetchAttrs, nil))
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) || err == nil && len(res.Entries) == 0 {
+		return nil, fmt.Errorf("no entry at %s", dn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return toLangEntry(res.Entries[0]), nil
+}
+
+// Search reads the entries filter finds under the source's base DNs, at
+// most maxSearchEntries.
+func (f *ldapFetcher) Search(filter string) ([]*lang.Entry, error) {
+	if _, err := ldap.CompileFilter(filter); err != nil {
+		return nil, fmt.Errorf("filter %s: %w", filter, err)
+	}
+	c, err := f.conn()
+	if err != nil {
+		return nil, err
+	}
+	bases := f.cfg.Base
+	if len(bases) == 0 {
+		return nil, errors.New("the pipe's source names no base DN to search: :fetch DN reads one entry")
+	}
+	var out []*lang.Entry
+	for _, b := range bases {
+		res, err := c.Search(ldap.NewSearchRequest(b, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, maxSearchEntries-len(out), 0, false,
+			filter, fetchAttrs, nil))
+		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+			return nil, err
+		}
+		for _, e := range res.Entries {
+			out = append(out, toLangEntry(e))
+		}
+		if len(out) >= maxSearchEntries {
+			break
+		}
+	}
+	return out, nil
+}
+
+// toLangEntry keeps attribute values as raw bytes (objectGUID), as the
+// sources do.
+func toLangEntry(e *ldap.Entry) *lang.Entry {
+	attrs := make([]lang.Attr, 0, len(e.Attributes))
+	for _, a := range e.Attributes {
+		vals := make([]string, len(a.ByteValues))
+		for i, v := range a.ByteValues {
+			vals[i] = string(v)
+		}
+		attrs = append(attrs, lang.Attr{Name: a.Name, Values: vals})
+	}
+	return lang.NewEntry(e.DN, attrs)
 }

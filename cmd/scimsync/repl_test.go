@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scimsync/scimsync/engine/source/ldaptest"
 )
 
 // TestReplPiped runs `scimsync repl` with lines on standard input, as a
@@ -41,6 +43,10 @@ userName eq "praman"
 			stderr: []string{"the input ends inside an expression"}},
 		{name: "a script that does not load", args: []string{"repl", "../../testdata/diag/unknown-function.pipe"}, input: "1\n", code: 1,
 			has: []string{"unknown-function.pipe:26:36: unknown function lowr", "error: no pipe loaded: fix ../../testdata/diag/unknown-function.pipe and :load it"}},
+		{name: "an LDAP pipe without entries", args: []string{"repl", "../../scripts/openldap-to-scim.pipe"}, input: ":show\n1 + 1\n", code: 0,
+			has: []string{"no entries: read some with :entries FILE.ldif", "2 : int"}, stderr: []string{"name sample entries with --entries FILE.ldif, or read them from the directory with --ldap"}},
+		{name: "--ldap on an LDIF pipe", args: []string{"repl", "--ldap"}, input: ":fetch uid=x,dc=example,dc=com\n", code: 1,
+			has: []string{"error: the pipe's ldif source names no LDAP server"}, stderr: []string{"the pipe reads an LDIF file, not a directory"}},
 		{name: "help", args: []string{"repl", "--help"}, code: 0, has: []string{"Usage: scimsync repl [PIPE]", "--entries"}},
 		{name: "two scripts", args: []string{"repl", "a.pipe", "b.pipe"}, code: 2, stderr: []string{"name one pipe script"}},
 		{name: "bad mode", args: []string{"repl", "--mode", "x"}, code: 2, stderr: []string{"--mode is realtime or resync"}},
@@ -182,4 +188,64 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 func lastLine(pane string) string {
 	lines := strings.Split(strings.TrimRight(pane, " \n"), "\n")
 	return strings.TrimRight(lines[len(lines)-1], " ")
+}
+
+// TestReplLDAP reads sample entries from the real OpenLDAP test server with
+// --ldap (:fetch, :search), through the shipped syncrepl pipe.
+func TestReplLDAP(t *testing.T) {
+	srv := ldaptest.OpenLDAP(t)
+	c := srv.Dial(t)
+	uid := ldaptest.Unique("repl")
+	dn := srv.AddUser(t, c, uid, map[string][]string{"mail": {"Repl.User@Example.com"}, "givenName": {"Repl"}})
+	t.Setenv("LDAP_URL", srv.URL)
+	t.Setenv("LDAP_BASE", srv.Base)
+	t.Setenv("LDAP_BIND_DN", srv.BindDN)
+	t.Setenv("LDAP_BIND_PW", srv.BindPW)
+	t.Setenv("SCIM_TOKEN", "")
+
+	input := strings.Join([]string{
+		":fetch " + dn,
+		"lower(first(mail))",
+		"len(first(entryUUID))",
+		":class",
+		":lookup",
+		":fetch uid=nobody-" + uid + ",ou=People," + srv.Base,
+		":search (uid=" + uid + ")",
+		":search (uid=" + uid,
+	}, "\n") + "\n"
+	var out, errb bytes.Buffer
+	code := run([]string{"repl", "../../scripts/openldap-to-scim.pipe", "--ldap"}, strings.NewReader(input), &out, &errb)
+	got := out.String()
+	for _, s := range []string{
+		"1 entry read for " + dn + "\n[1/1] add " + dn + "\n",
+		`"repl.user@example.com" : string`,
+		"36 : int",
+		"people  yes: endpoint Users (/Users)",
+		`userName eq "` + uid + `"`,
+		"error: no entry at uid=nobody-",
+		"1 entry read for (uid=" + uid + ")\n[2/2] add " + dn + "\n",
+		"error: filter (uid=" + uid + ": ",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, got)
+		}
+	}
+	if code != exitFail { // the missing entry and the bad filter fail
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("stderr: %s", errb.String())
+	}
+	if strings.Contains(got+errb.String(), srv.BindPW) && len(srv.BindPW) > 3 {
+		t.Error("the bind password is in the output")
+	}
+
+	// A wrong password is reported at start, without the password.
+	t.Setenv("LDAP_BIND_PW", "wrong-password-for-the-test")
+	out.Reset()
+	errb.Reset()
+	run([]string{"repl", "../../scripts/openldap-to-scim.pipe", "--ldap"}, strings.NewReader(":fetch "+dn+"\n"), &out, &errb)
+	if !strings.Contains(errb.String(), "--ldap: ") || !strings.Contains(errb.String(), "Invalid Credentials") || strings.Contains(out.String()+errb.String(), "wrong-password") {
+		t.Errorf("stderr:\n%s\nstdout:\n%s", errb.String(), out.String())
+	}
 }

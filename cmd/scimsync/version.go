@@ -67,7 +67,7 @@ func parseFlags(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, d
 
 // helpText is each command's synopsis and description.
 var helpText = map[string]string{
-	"repl": `repl [PIPE] [--entries FILE.ldif]
+	"repl": `repl [PIPE] [--entries FILE.ldif] [--ldap]
 
 Opens a prompt to try a pipe script on sample entries before anything is
 sent: step through the entries (:next, :prev, :entry N|DN, :show), type an
@@ -79,8 +79,10 @@ the script and :load it again. :help lists the commands; Tab completes
 commands, functions and attribute names; history is kept in
 $XDG_STATE_HOME/scimsync/repl_history (~/.local/state/… by default).
 Without PIPE, the embedded demo pipe runs; without --entries, the pipe's own
-LDIF source file is read. With standard input not a terminal, lines are
-read from it with no prompt, and the exit status is 1 if any line failed.`,
+LDIF source file is read. With --ldap, :fetch DN and :search FILTER read
+sample entries from the pipe's source directory, read-only. With standard
+input not a terminal, lines are read from it with no prompt, and the exit
+status is 1 if any line failed.`,
 	"version": "version\n\nPrints the version of scimsync.",
 	"check": `check PIPE...
 
@@ -105,6 +107,30 @@ entry a create). Progress goes to stderr (a bar on a terminal, a line every
 listed, and written to --failed-dns in the format --dn-file reads, so they
 can be fed again. Exit status 1 when any entry failed, 130 when interrupted.
 Without PIPE, the embedded demo pipe runs.`,
+	"run": `run PIPE [--once] [--workers N] [--state-dir DIR]
+
+Reads the source's changes from the pipe's checkpoint on, maps each with
+the first matching class, and applies it to the SCIM service. Changes to
+one entry are applied in order, different entries in parallel. The
+checkpoint moves past a change only once it is applied or parked, so a
+stopped or killed run resumes exactly where it stopped and loses nothing.
+A change that fails is parked (see scimsync failed) and the pipe goes on.
+Logs one line per change (JSON when stderr is not a terminal); never a value
+of the entry. --once applies what is available and exits. SIGINT/SIGTERM
+finish the changes in flight, save the checkpoint and exit.`,
+	"set-startpoint": `set-startpoint PIPE (--beginning | --end | --change-number N | --rewind DURATION) [--state-dir DIR]
+
+Sets where run starts reading: --end (only changes made from now on; the
+usual first step before resync), --beginning (every change the source still
+has), --change-number N (a changelog's change N; an LDIF file's record N),
+--rewind 2h30m (a changelog's changes of the last 2h30m; units d h m s ms).
+A source kind that cannot start there says so.`,
+	"failed": `failed (list | retry) PIPE [--state-dir DIR]
+
+list shows the changes run parked because they failed (when, DN, class,
+attempts, error); retry applies them again against the current SCIM
+service: those that succeed leave the list. Exit status 1 when some still
+fail.`,
 	"map": `map [PIPE] [--entries FILE.ldif] [--current FILE.json]
 
 Shows what the pipe makes of each LDIF record: the sync class that takes it,

@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -98,13 +99,13 @@ func (r *REPL) cmdLoad(arg string) error {
 	if r.pipePath == "" {
 		return r.failf("name a pipe script: :load PIPE")
 	}
-	hadPipe := r.p != nil
 	if err := r.loadPipe(true); err != nil {
 		return err
 	}
 	if r.entriesName == "" || r.fromPipe {
-		// The pipe's own LDIF file may have changed too, or be new.
-		if err := r.pipeEntries(!hadPipe || r.entriesName == ""); err != nil {
+		// The pipe's own LDIF file may have changed too, or be another;
+		// say so when it is another.
+		if err := r.pipeEntries(r.entriesName != r.p.Source.File); err != nil {
 			return err
 		}
 	}
@@ -238,7 +239,11 @@ func (r *REPL) cmdMap(string) error {
 		return err
 	}
 	if res.Change.Type == lang.Delete {
-		fmt.Fprintf(r.out, "class %s, endpoint %s (%s): delete the resource the lookup finds\n", res.Class.Name, res.Endpoint.Name, res.Endpoint.Path)
+		what := "delete"
+		if res.Class.OnDelete == "deactivate" {
+			what = "deactivate (active = false)"
+		}
+		fmt.Fprintf(r.out, "class %s, endpoint %s (%s): %s the resource the lookup finds\n", res.Class.Name, res.Endpoint.Name, res.Endpoint.Path, what)
 		return nil
 	}
 	o := op(res.Change)
@@ -263,7 +268,11 @@ func (r *REPL) cmdLookup(string) error {
 	if err != nil {
 		return err
 	}
-	if res.Filter == "" {
+	switch {
+	case res.Filter == "" && res.Endpoint.HasLookup():
+		fmt.Fprintf(r.out, "no filter: this %s carries only its DN, not what the lookup of %s is built from; a sync finds the resource by the id it recorded\n", res.Change.Type, res.Endpoint.Name)
+		return nil
+	case res.Filter == "":
 		fmt.Fprintf(r.out, "endpoint %s has no lookup\n", res.Endpoint.Name)
 		return nil
 	}
@@ -283,26 +292,25 @@ func (r *REPL) cmdPatch(arg string) error {
 	if err != nil {
 		return err
 	}
+	id := gjson.GetBytes(current, "id").String()
+	if id == "" {
+		id = "{id}"
+	}
 	if res.Change.Type == lang.Delete {
-		fmt.Fprintf(r.out, "a delete: DELETE %s/{id} of the resource the lookup finds\n", res.Endpoint.Path)
+		if res.Class.OnDelete == "deactivate" {
+			fmt.Fprintf(r.out, "a delete, and class %s deactivates:\nPATCH %s/%s\n", res.Class.Name, res.Endpoint.Path, id)
+			body := scim.PatchBodies([]scim.PatchOp{{Op: "replace", Path: "active", Value: json.RawMessage("false")}}, 0)[0]
+			r.out.Write(pretty.Pretty(body))
+			return nil
+		}
+		fmt.Fprintf(r.out, "a delete: DELETE %s/%s\n", res.Endpoint.Path, id)
 		return nil
 	}
 	desired, err := res.Resource(lang.Update, r.refs)
 	if err != nil {
 		return r.evalFailed(err)
 	}
-	opts := scim.DiffOptions{}
-	for i, urn := range res.Endpoint.Schemas {
-		s := scim.Builtin(urn)
-		if s == nil {
-			continue
-		}
-		if i == 0 {
-			opts.Core = s
-		} else {
-			opts.Extensions = append(opts.Extensions, s)
-		}
-	}
+	opts := scim.DiffOptions{Core: res.Endpoint.CoreSchema(), Extensions: res.Endpoint.ExtensionSchemas()}
 	ops, err := scim.Diff(current, desired, res.Managed(lang.Update), opts)
 	if err != nil {
 		return r.failf("%s: %v", arg, err)
@@ -310,10 +318,6 @@ func (r *REPL) cmdPatch(arg string) error {
 	if len(ops) == 0 {
 		fmt.Fprintln(r.out, "no change needed: the current resource already holds what the class manages")
 		return nil
-	}
-	id := gjson.GetBytes(current, "id").String()
-	if id == "" {
-		id = "{id}"
 	}
 	for _, body := range scim.PatchBodies(ops, 0) {
 		fmt.Fprintf(r.out, "PATCH %s/%s\n", res.Endpoint.Path, id)

@@ -22,7 +22,8 @@
 //	> lower(first(mail))
 //	"pat@example.com" : string
 //
-// An expression left incomplete — a bracket or a quote still open, or a
+// Blank lines, and lines starting with # (comments, for scripted
+// sessions), do nothing. An expression left incomplete — a bracket or a quote still open, or a
 // trailing && || ?? or + — makes OneShot return ErrIncomplete; the next
 // line continues it. Errors are rendered like `scimsync check`'s, with the
 // typed line and a caret, the position counted within what was typed.

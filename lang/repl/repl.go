@@ -144,8 +144,10 @@ func (r *REPL) OneShot(line string) (quit bool, err error) {
 		return false, nil // blank lines and comments, for scripts
 	}
 	if strings.HasPrefix(trimmed, ":") {
-		name, arg, _ := strings.Cut(trimmed[1:], " ")
-		arg = strings.TrimSpace(arg)
+		name, arg := trimmed[1:], ""
+		if i := strings.IndexAny(name, " \t\n"); i >= 0 {
+			name, arg = name[:i], strings.TrimSpace(name[i:])
+		}
 		c := findCommand(name)
 		if c == nil {
 			err := fmt.Errorf("unknown command :%s%s; :help lists the commands", name, suggestCommand(name))
@@ -232,8 +234,12 @@ func (r *REPL) pipeEntries(verbose bool) error {
 	if err != nil {
 		return r.failf("%v", err)
 	}
+	same, cur := r.fromPipe && r.entriesName == r.p.Source.File, r.cur
 	if err := r.setEntries(r.p.Source.File, data, verbose); err != nil {
 		return err
+	}
+	if same && cur < len(r.changes) {
+		r.cur = cur // a reload keeps the place
 	}
 	r.fromPipe = true
 	return nil

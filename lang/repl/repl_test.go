@@ -253,7 +253,7 @@ class c {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile("e.ldif", []byte("dn: uid=a,dc=x\nuid: a\n"), 0o644); err != nil {
+	if err := os.WriteFile("e.ldif", []byte("dn: uid=a,dc=x\nuid: a\n\ndn: uid=b,dc=x\nuid: b\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	script("hasValu(uid, \"a\")")
@@ -271,11 +271,22 @@ class c {
 	}
 	script("hasValue(uid, \"a\")")
 	got, err = run(t, r, &out, ":load")
-	if err != nil || got != "loaded pipe \"t\" from t.pipe: 1 endpoint, 1 class\n1 entry from e.ldif\n[1/1] add uid=a,dc=x\n" {
+	if err != nil || got != "loaded pipe \"t\" from t.pipe: 1 endpoint, 1 class\n2 entries from e.ldif\n[1/2] add uid=a,dc=x\n" {
 		t.Errorf(":load: %v\n%s", err, got)
 	}
-	if s := r.Summary(); s != `pipe "t" (t.pipe), 1 entry from e.ldif` {
+	if s := r.Summary(); s != `pipe "t" (t.pipe), 2 entries from e.ldif` {
 		t.Errorf("Summary() = %q", s)
+	}
+	// Reloading the script keeps the place in its entries.
+	if _, err := run(t, r, &out, ":next"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = run(t, r, &out, ":load")
+	if _, i := r.Current(); err != nil || i != 1 || got != "loaded pipe \"t\" from t.pipe: 1 endpoint, 1 class\n" {
+		t.Errorf(":load again: at %d, %v\n%s", i, err, got)
+	}
+	if _, err := run(t, r, &out, ":prev"); err != nil {
+		t.Fatal(err)
 	}
 	got, err = run(t, r, &out, ":lookup")
 	if err != nil || got != "endpoint Users has no lookup\n" {

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/scimsync/scimsync/engine"
+	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/source"
+	"github.com/scimsync/scimsync/engine/state"
+	"github.com/scimsync/scimsync/lang"
+)
+
+// stateDirFlag adds --state-dir.
+func stateDirFlag(fs *pflag.FlagSet) *string {
+	return fs.String("state-dir", "", "where the pipe's checkpoint, id map and failed changes are kept (default $XDG_STATE_HOME/scimsync, or ~/.local/state/scimsync)")
+}
+
+// openState opens the pipe's state store.
+func openState(dir string, p *lang.Pipe) (*state.Store, error) {
+	if dir == "" {
+		d, err := state.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return state.Open(dir, p.Name)
+}
+
+// newLogger logs text on a terminal and JSON otherwise.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "PIPE", stderr)
+	once := fs.Bool("once", false, "apply every change available now, then exit")
+	workers := fs.Int("workers", 4, "entries applied in parallel (changes to one entry stay in order)")
+	stateDir := stateDirFlag(fs)
+	verbose := fs.BoolP("verbose", "v", false, "also log out-of-scope changes")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "scimsync run: name one pipe script")
+		return exitUsage
+	}
+	p, _, ok := loadPipe(fs.Arg(0), stderr)
+	if !ok {
+		return exitFail
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
+	st, err := openState(*stateDir, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitFail
+	}
+	defer st.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start, err := st.Checkpoint()
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitFail
+	}
+	src, err := source.Open(ctx, p.Source, start, source.Options{Logger: log, Once: *once, KnownDN: st.KnownDN})
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitFail
+	}
+	defer src.Close()
+	client, err := scim.NewClient(p.SCIM, scim.WithLogger(log))
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitFail
+	}
+	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Source: src, Workers: *workers, Log: log}
+	if p.Source.Kind == "ldif" {
+		// References (group members) are resolved against the file's final
+		// state: which entries exist, and which class takes each.
+		f, err := os.Open(p.Source.File)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+			return exitFail
+		}
+		_, dir, err := source.ReadLDIF(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync run: %s:%v\n", p.Source.File, err)
+			return exitFail
+		}
+		r.Entry = func(_ context.Context, dn string) (*lang.Entry, error) { return dir.Get(dn), nil }
+	}
+	began := time.Now()
+	err = r.Run(ctx)
+	log.Info("stopped", "applied", r.Stats.Applied.Load(), "unchanged", r.Stats.Unchanged.Load(),
+		"deleted", r.Stats.Deleted.Load(), "outOfScope", r.Stats.OutOfScope.Load(), "dropped", r.Stats.Dropped.Load(),
+		"parked", r.Stats.Parked.Load(), "seconds", time.Since(began).Seconds())
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		if errors.Is(err, source.ErrTrimmed) {
+			fmt.Fprintln(stderr, "scimsync run: run `scimsync resync` to load everything again, then `scimsync set-startpoint --end`")
+		}
+		return exitFail
+	}
+	return exitOK
+}
+
+func runSetStartpoint(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("set-startpoint", "PIPE", stderr)
+	beginning := fs.Bool("beginning", false, "from the oldest change the source still has")
+	end := fs.Bool("end", false, "from the next change made (the usual choice before a resync)")
+	number := fs.Int64("change-number", 0, "from change number N on (changelog; LDIF record N)")
+	rewind := fs.String("rewind", "", "from changes made in the last duration, e.g. 2h30m, 90s, 1d (changelog)")
+	stateDir := stateDirFlag(fs)
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "scimsync set-startpoint: name one pipe script")
+		return exitUsage
+	}
+	var spec source.StartSpec
+	n := 0
+	if *beginning {
+		spec.Kind, n = source.StartBeginning, n+1
+	}
+	if *end {
+		spec.Kind, n = source.StartEnd, n+1
+	}
+	if fs.Changed("change-number") {
+		if *number < 1 {
+			fmt.Fprintln(stderr, "scimsync set-startpoint: --change-number must be 1 or more")
+			return exitUsage
+		}
+		spec.Kind, spec.ChangeNumber, n = source.StartChangeNumber, *number, n+1
+	}
+	if *rewind != "" {
+		d, err := parseRewind(*rewind)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync set-startpoint: --rewind: %v\n", err)
+			return exitUsage
+		}
+		spec.Kind, spec.Rewind, n = source.StartRewind, d, n+1
+	}
+	if n != 1 {
+		fmt.Fprintln(stderr, "scimsync set-startpoint: give exactly one of --beginning, --end, --change-number N, --rewind DURATION")
+		return exitUsage
+	}
+	p, _, ok := loadPipe(fs.Arg(0), stderr)
+	if !ok {
+		return exitFail
+	}
+	st, err := openState(*stateDir, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync set-startpoint: %v\n", err)
+		return exitFail
+	}
+	defer st.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pos, err := source.StartPoint(ctx, p.Source, spec, source.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync set-startpoint: %v\n", err)
+		return exitFail
+	}
+	if err := st.SetCheckpoint(pos); err != nil {
+		fmt.Fprintf(stderr, "scimsync set-startpoint: %v\n", err)
+		return exitFail
+	}
+	shown := pos
+	if shown == "" {
+		shown = "the beginning"
+	}
+	fmt.Fprintf(stdout, "%s: start point set to %s (state in %s)\n", p.Name, shown, st.Path())
+	return exitOK
+}
+
+// parseRewind reads a duration as PingDataSync's --startpoint-rewind takes
+// it: Go durations, plus d for days (2h30m, 90s, 1d12h, 500ms).
+func parseRewind(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty duration: want one such as 2h30m or 1d")
+	}
+	var days time.Duration
+	if i := indexDays(s); i >= 0 {
+		var n int
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a duration such as 2h30m or 1d", s)
+		}
+		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
+	}
+	if s == "" {
+		return days, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 2h30m or 1d", s)
+	}
+	return days + d, nil
+}
+
+func indexDays(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 'd' {
+			return i
+		}
+		if s[i] < '0' || s[i] > '9' {
+			return -1
+		}
+	}
+	return -1
+}
+
+func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "list" && args[0] != "retry" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintf(stdout, "Usage: scimsync %s\n", helpText["failed"])
+			return exitOK
+		}
+		fmt.Fprintln(stderr, "scimsync failed: want list or retry: scimsync failed list PIPE, scimsync failed retry PIPE")
+		return exitUsage
+	}
+	verb := args[0]
+	fs := newFlags("failed", "list|retry PIPE", stderr)
+	stateDir := stateDirFlag(fs)
+	if code, done := parseFlags(fs, args[1:], stdout); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "scimsync failed %s: name one pipe script\n", verb)
+		return exitUsage
+	}
+	p, _, ok := loadPipe(fs.Arg(0), stderr)
+	if !ok {
+		return exitFail
+	}
+	st, err := openState(*stateDir, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
+		return exitFail
+	}
+	defer st.Close()
+	if verb == "list" {
+		parked, err := st.ListParked()
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
+			return exitFail
+		}
+		for _, pk := range parked {
+			fmt.Fprintf(stdout, "%s\t%s\tclass %s\t%d attempts\t%s\n", pk.Time.Format(time.RFC3339), pk.DN, pk.Class, pk.Attempts, pk.Error)
+		}
+		fmt.Fprintf(stdout, "%d failed changes\n", len(parked))
+		return exitOK
+	}
+	client, err := scim.NewClient(p.SCIM, scim.WithLogger(newLogger(stderr, slog.LevelWarn)))
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
+		return exitFail
+	}
+	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Log: newLogger(stderr, slog.LevelInfo)}
+	okN, failedN, err := r.RetryParked(context.Background())
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync failed retry: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%d applied, %d still failing\n", okN, failedN)
+	if failedN > 0 {
+		return exitFail
+	}
+	return exitOK
+}

@@ -1,0 +1,521 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scimsync/scimsync/engine/source"
+	"github.com/scimsync/scimsync/engine/state"
+	"github.com/scimsync/scimsync/lang"
+)
+
+// Runner is real-time sync: it reads a source's changes, maps each with
+// the pipe, applies it through the destination, and saves the checkpoint
+// and the id map in the state store.
+//
+// Changes to one entry are applied in order (they go to one worker, chosen
+// by the entry's identity); different entries are applied in parallel. The
+// checkpoint only moves past a change once it and every change before it
+// are applied or parked, so a crash at any instant loses nothing: on
+// restart the source reports again what may not have been applied, and
+// applying twice is harmless because updates diff against the current
+// resource. A change that fails (an expression error on that entry, a SCIM
+// error that is not temporary, retries exhausted) is parked in the store's
+// failed-changes record and the pipe goes on.
+type Runner struct {
+	Pipe    *lang.Pipe
+	Dest    *Destination
+	Store   *state.Store
+	Source  source.Source
+	Workers int          // default 4
+	Log     *slog.Logger // one line per applied, dropped or parked change; never a value
+	// Entry reads an entry by DN for references the id map does not know
+	// (nil: such references wait until the entry is synced).
+	Entry func(ctx context.Context, dn string) (*lang.Entry, error)
+
+	Stats RunStats
+
+	mu    sync.Mutex
+	byDN  map[string]dnRef // normalized DN -> the resource it became (from the id map)
+	refs  *RefResolver
+	order *orderTracker
+}
+
+// RunStats counts what a run did.
+type RunStats struct {
+	Applied, Unchanged, OutOfScope, Dropped, Parked, Deleted atomic.Int64
+}
+
+type dnRef struct {
+	endpoint string
+	id       string
+}
+
+// job is one event for a worker.
+type job struct {
+	seq int64
+	ev  *source.Event
+}
+
+// Run reads and applies changes until ctx is done, the source ends
+// (io.EOF, with Options.Once) or fails. It always waits for the changes in
+// flight and saves the checkpoint before returning.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	if err := r.loadIndex(); err != nil {
+		return err
+	}
+	r.refs = &RefResolver{Ctx: ctx, Pipe: r.Pipe, Dest: r.Dest, Mode: lang.Realtime, Entry: func(dn string) (*lang.Entry, error) {
+		if r.Entry == nil {
+			return nil, nil
+		}
+		return r.Entry(ctx, dn)
+	}}
+	r.order = newOrderTracker(r.Store)
+
+	// Workers apply with a context that outlives ctx: a change in flight is
+	// finished (or parked) when the run is stopped, not abandoned half-way.
+	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelApply()
+	queues := make([]chan job, workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan job, 64)
+		wg.Add(1)
+		go func(q chan job) {
+			defer wg.Done()
+			ev := r.Pipe.NewEvaluator()
+			for j := range q {
+				r.handle(applyCtx, ev, j.ev)
+				r.order.done(j.seq)
+			}
+		}(queues[i])
+	}
+	var seq int64
+	var runErr error
+	route := router{renamed: map[string]int{}}
+	for {
+		e, err := r.Source.Next(ctx)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				runErr = err
+			}
+			break
+		}
+		seq++
+		r.order.start(seq, e.Position)
+		switch e.Kind {
+		case source.EventChange, source.EventDropped:
+			queues[route.worker(e, workers)] <- job{seq: seq, ev: e}
+		case source.EventPresentSet:
+			// Deletions of what is no longer present wait for every change
+			// before them.
+			r.order.wait(seq - 1)
+			r.present(applyCtx, e)
+			r.order.done(seq)
+		default:
+			r.order.done(seq)
+		}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	if err := r.order.flush(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("saving the checkpoint: %w", err)
+	}
+	return runErr
+}
+
+// router picks the queue of an event's entry, so changes to one entry stay
+// in order. Entries with a stable identity hash it; entries without one
+// (LDIF) hash their DN, and a rename keeps the queue of the old DN for the
+// new one, so a rename never overtakes the changes before it.
+type router struct {
+	renamed map[string]int // normalized new DN -> queue, for identity-less renames
+}
+
+func (rt *router) worker(e *source.Event, n int) int {
+	if e.Identity != "" {
+		return hashQueue(e.Identity, n)
+	}
+	dn := source.NormalizeDN(e.Change.DN)
+	if e.Change.OldDN != "" {
+		old := source.NormalizeDN(e.Change.OldDN)
+		w, ok := rt.renamed[old]
+		if !ok {
+			w = hashQueue("dn:"+old, n)
+		}
+		delete(rt.renamed, old)
+		rt.renamed[dn] = w
+		return w
+	}
+	if w, ok := rt.renamed[dn]; ok {
+		return w
+	}
+	return hashQueue("dn:"+dn, n)
+}
+
+func hashQueue(k string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(k))
+	return int(h.Sum32() % uint32(n))
+}
+
+// handle applies one change, parking it when it fails.
+func (r *Runner) handle(ctx context.Context, ev *lang.Evaluator, e *source.Event) {
+	ch := e.Change
+	if e.Kind == source.EventDropped {
+		r.Stats.Dropped.Add(1)
+		r.Log.Info("dropped", "op", ch.Type.String(), "dn", ch.DN, "why", e.Dropped)
+		return
+	}
+	start := time.Now()
+	class, a, err := r.Apply(ctx, ev, e.Identity, ch)
+	// A reference to an entry not in SCIM yet (a member created by another
+	// worker right now, or later in the stream): wait a little and retry
+	// before parking.
+	for wait := 50 * time.Millisecond; err != nil && IsNotYet(err) && wait <= 3*time.Second; wait *= 2 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		class, a, err = r.Apply(ctx, ev, e.Identity, ch)
+	}
+	if err != nil {
+		r.park(e.Identity, ch, class, e.Position, err, 1)
+		return
+	}
+	r.logApplied(ch, a, start)
+}
+
+func (r *Runner) logApplied(ch *lang.Change, a Applied, start time.Time) {
+	switch a.Outcome {
+	case OutOfScope:
+		r.Stats.OutOfScope.Add(1)
+		r.Log.Debug("out of scope", "op", ch.Type.String(), "dn", ch.DN)
+		return
+	case Unchanged:
+		r.Stats.Unchanged.Add(1)
+	case Deleted, Deactivated, Absent:
+		r.Stats.Deleted.Add(1)
+	default:
+		r.Stats.Applied.Add(1)
+	}
+	ep := ""
+	if a.Endpoint != nil {
+		ep = a.Endpoint.Name
+	}
+	r.Log.Info(string(a.Outcome), "op", ch.Type.String(), "dn", ch.DN, "endpoint", ep, "id", a.ID,
+		"ms", time.Since(start).Milliseconds())
+}
+
+// Apply maps and applies one change and updates the id map. It returns the
+// class that took it ("" if none) for the failed-changes record.
+func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string, ch *lang.Change) (string, Applied, error) {
+	k := identity
+	if k == "" {
+		k = "dn:" + source.NormalizeDN(ch.DN)
+	}
+	m, known, err := r.Store.Get(k)
+	if err != nil {
+		return "", Applied{}, err
+	}
+	oldKey := ""
+	if !known && identity == "" && ch.OldDN != "" {
+		// A rename without a stable identity: the id map knows the old DN.
+		oldKey = "dn:" + source.NormalizeDN(ch.OldDN)
+		if m, known, err = r.Store.Get(oldKey); err != nil {
+			return "", Applied{}, err
+		}
+	}
+	res, err := ev.Eval(ch, lang.Realtime)
+	if err != nil {
+		return "", Applied{}, err
+	}
+	if res.OutOfScope {
+		if !known {
+			return "", Applied{Outcome: OutOfScope}, nil
+		}
+		// A known entry deleted, or moved out of every class's scope: its
+		// resource goes.
+		ep := r.Pipe.Endpoint(m.Endpoint)
+		if ep == nil {
+			return "", Applied{}, fmt.Errorf("the id map names endpoint %q, which the script no longer has", m.Endpoint)
+		}
+		a, err := r.Dest.DeleteKnown(ctx, ep, m.SCIMID, false)
+		if err != nil {
+			return "", a, err
+		}
+		r.forget(k, oldKey, m, ch)
+		return "", a, nil
+	}
+	knownID := ""
+	if known && m.Endpoint == res.Endpoint.Name {
+		knownID = m.SCIMID
+	}
+	a, err := r.Dest.Apply(ctx, res, knownID, r.resolver())
+	if err != nil {
+		return res.Class.Name, a, err
+	}
+	switch {
+	case ch.Type == lang.Delete:
+		r.forget(k, oldKey, m, ch)
+	case a.ID != "":
+		if known && m.Endpoint != res.Endpoint.Name && m.SCIMID != "" {
+			// The entry moved to another endpoint: the old resource goes.
+			if old := r.Pipe.Endpoint(m.Endpoint); old != nil {
+				if _, err := r.Dest.DeleteKnown(ctx, old, m.SCIMID, false); err != nil {
+					return res.Class.Name, a, err
+				}
+			}
+		}
+		nm := state.Mapping{Endpoint: res.Endpoint.Name, SCIMID: a.ID, DN: ch.DN}
+		if err := r.Store.Put(k, nm); err != nil {
+			return res.Class.Name, a, err
+		}
+		if oldKey != "" {
+			_ = r.Store.Delete(oldKey)
+		}
+		r.remember(m, known, nm)
+	}
+	return res.Class.Name, a, nil
+}
+
+// forget removes an entry from the id map and the DN index.
+func (r *Runner) forget(k, oldKey string, m state.Mapping, ch *lang.Change) {
+	_ = r.Store.Delete(k)
+	if oldKey != "" {
+		_ = r.Store.Delete(oldKey)
+	}
+	r.mu.Lock()
+	delete(r.byDN, source.NormalizeDN(m.DN))
+	delete(r.byDN, source.NormalizeDN(ch.DN))
+	r.mu.Unlock()
+	if r.refs != nil {
+		r.refs.Forget(m.DN)
+		r.refs.Forget(ch.DN)
+	}
+}
+
+// remember updates the DN index after a change was applied.
+func (r *Runner) remember(old state.Mapping, known bool, m state.Mapping) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if known && !strings.EqualFold(old.DN, m.DN) {
+		delete(r.byDN, source.NormalizeDN(old.DN))
+		if r.refs != nil {
+			r.refs.Forget(old.DN)
+		}
+	}
+	r.byDN[source.NormalizeDN(m.DN)] = dnRef{endpoint: m.Endpoint, id: m.SCIMID}
+}
+
+// loadIndex reads the id map's DNs.
+func (r *Runner) loadIndex() error {
+	r.byDN = map[string]dnRef{}
+	return r.Store.Range(func(_ string, m state.Mapping) bool {
+		r.byDN[source.NormalizeDN(m.DN)] = dnRef{endpoint: m.Endpoint, id: m.SCIMID}
+		return true
+	})
+}
+
+// resolver resolves references from the id map first, then through the
+// source and a SCIM lookup.
+func (r *Runner) resolver() lang.Resolver {
+	return lang.ResolverFunc(func(dn string, eps []*lang.Endpoint) (lang.Ref, bool, error) {
+		r.mu.Lock()
+		ref, ok := r.byDN[source.NormalizeDN(dn)]
+		r.mu.Unlock()
+		if ok {
+			for _, ep := range eps {
+				if ep.Name == ref.endpoint {
+					return lang.Ref{ID: ref.id, Type: ep.Type}, true, nil
+				}
+			}
+			return lang.Ref{}, false, nil
+		}
+		if r.Entry == nil {
+			// Without a way to read the entry, an unknown DN may be an entry
+			// not synced yet: wait for it rather than drop it.
+			return lang.Ref{}, false, &notYetError{dn: dn, endpoint: "the id map"}
+		}
+		return r.refs.Resolve(dn, eps)
+	})
+}
+
+// present handles the end of a syncrepl present phase: every entry the id
+// map knows that is not in the present set was deleted.
+func (r *Runner) present(ctx context.Context, e *source.Event) {
+	present := make(map[string]bool, len(e.Identities))
+	for _, id := range e.Identities {
+		present[id] = true
+	}
+	type gone struct {
+		key string
+		m   state.Mapping
+	}
+	var goners []gone
+	_ = r.Store.Range(func(k string, m state.Mapping) bool {
+		if !strings.HasPrefix(k, "dn:") && !present[k] {
+			goners = append(goners, gone{k, m})
+		}
+		return true
+	})
+	for _, g := range goners {
+		ch := &lang.Change{Type: lang.Delete, DN: g.m.DN, Entry: lang.NewEntry(g.m.DN, nil)}
+		ep := r.Pipe.Endpoint(g.m.Endpoint)
+		if ep == nil {
+			r.park(g.key, ch, "", e.Position, fmt.Errorf("the id map names endpoint %q, which the script no longer has", g.m.Endpoint), 1)
+			continue
+		}
+		start := time.Now()
+		a, err := r.Dest.DeleteKnown(ctx, ep, g.m.SCIMID, false)
+		if err != nil {
+			r.park(g.key, ch, "", e.Position, err, 1)
+			continue
+		}
+		r.forget(g.key, "", g.m, ch)
+		r.logApplied(ch, a, start)
+	}
+}
+
+// park records a failed change in the store.
+func (r *Runner) park(identity string, ch *lang.Change, class, pos string, cause error, attempts int) {
+	r.Stats.Parked.Add(1)
+	data, err := EncodeChange(ch)
+	if err != nil {
+		r.Log.Error("cannot park a change", "dn", ch.DN, "err", err)
+		return
+	}
+	if _, err := r.Store.Park(state.Parked{Identity: identity, DN: ch.DN, Class: class, Error: cause.Error(),
+		Attempts: attempts, Time: time.Now(), Position: pos, Change: data}); err != nil {
+		r.Log.Error("cannot park a change", "dn", ch.DN, "err", err)
+		return
+	}
+	r.Log.Warn("parked", "op", ch.Type.String(), "dn", ch.DN, "class", class, "err", cause.Error())
+}
+
+// RetryParked re-applies every parked change; those that succeed leave the
+// record, the others stay with one more attempt counted. It returns how many
+// succeeded and how many still fail.
+func (r *Runner) RetryParked(ctx context.Context) (ok, failed int, err error) {
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	if r.byDN == nil {
+		if err := r.loadIndex(); err != nil {
+			return 0, 0, err
+		}
+	}
+	if r.refs == nil {
+		r.refs = &RefResolver{Ctx: ctx, Pipe: r.Pipe, Dest: r.Dest, Mode: lang.Realtime, Entry: func(string) (*lang.Entry, error) { return nil, nil }}
+	}
+	parked, err := r.Store.ListParked()
+	if err != nil {
+		return 0, 0, err
+	}
+	ev := r.Pipe.NewEvaluator()
+	for _, p := range parked {
+		ch, err := DecodeChange(p.Change)
+		if err != nil {
+			return ok, failed, err
+		}
+		start := time.Now()
+		class, a, aerr := r.Apply(ctx, ev, p.Identity, ch)
+		if err := r.Store.Unpark(p.ID); err != nil {
+			return ok, failed, err
+		}
+		if aerr != nil {
+			failed++
+			r.park(p.Identity, ch, class, p.Position, aerr, p.Attempts+1)
+			continue
+		}
+		ok++
+		r.logApplied(ch, a, start)
+	}
+	return ok, failed, nil
+}
+
+// orderTracker moves the checkpoint past changes that are done, in order.
+type orderTracker struct {
+	store   *state.Store
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pos     map[int64]string
+	done_   map[int64]bool
+	next    int64 // the lowest seq not yet done
+	saved   string
+	pending string
+	last    time.Time
+}
+
+func newOrderTracker(s *state.Store) *orderTracker {
+	t := &orderTracker{store: s, pos: map[int64]string{}, done_: map[int64]bool{}, next: 1}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+func (t *orderTracker) start(seq int64, pos string) {
+	t.mu.Lock()
+	t.pos[seq] = pos
+	t.mu.Unlock()
+}
+
+// done marks a change done and saves the checkpoint of the longest done
+// prefix (at most every 100 ms; flush saves the rest).
+func (t *orderTracker) done(seq int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done_[seq] = true
+	for t.done_[t.next] {
+		if p := t.pos[t.next]; p != "" {
+			t.pending = p
+		}
+		delete(t.done_, t.next)
+		delete(t.pos, t.next)
+		t.next++
+	}
+	t.cond.Broadcast()
+	if t.pending != t.saved && time.Since(t.last) > 100*time.Millisecond {
+		if err := t.store.SetCheckpoint(t.pending); err == nil {
+			t.saved, t.last = t.pending, time.Now()
+		}
+	}
+}
+
+// wait blocks until every change up to seq is done.
+func (t *orderTracker) wait(seq int64) {
+	t.mu.Lock()
+	for t.next <= seq {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+}
+
+func (t *orderTracker) flush() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending == t.saved {
+		return nil
+	}
+	if err := t.store.SetCheckpoint(t.pending); err != nil {
+		return err
+	}
+	t.saved = t.pending
+	return nil
+}
