@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,8 +43,9 @@ type Applied struct {
 type Destination struct {
 	Client *scim.Client
 	Pipe   *lang.Pipe
-	// MaxOpsPerRequest bounds the operations of one PATCH (default
-	// scim.DefaultMaxOpsPerRequest); larger changes go in several requests.
+	// MaxOpsPerRequest bounds the operations of one PATCH (default: the
+	// script's maxPatchOps, else scim.DefaultMaxOpsPerRequest); larger
+	// changes go in several requests.
 	MaxOpsPerRequest int
 	// Limiter, when set, is waited on before every request (lookups too).
 	Limiter interface {
@@ -284,7 +286,7 @@ func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied,
 // Patch returns the PATCH request bodies that turn current into desired
 // over the managed paths; none when nothing differs.
 func (d *Destination) Patch(current, desired []byte, managed []scim.Path, ep *lang.Endpoint) ([][]byte, error) {
-	return Patch(current, desired, managed, ep, d.MaxOpsPerRequest)
+	return Patch(current, desired, managed, ep, d.maxOps())
 }
 
 // Patch returns the PATCH request bodies (at most maxOps operations each;
@@ -303,7 +305,17 @@ func Patch(current, desired []byte, managed []scim.Path, ep *lang.Endpoint, maxO
 }
 
 func (d *Destination) diffOptions(ep *lang.Endpoint) scim.DiffOptions {
-	return diffOptions(ep, d.MaxOpsPerRequest)
+	return diffOptions(ep, d.maxOps())
+}
+
+func (d *Destination) maxOps() int {
+	if d.MaxOpsPerRequest > 0 {
+		return d.MaxOpsPerRequest
+	}
+	if d.Pipe != nil {
+		return d.Pipe.MaxPatchOps
+	}
+	return 0
 }
 
 func diffOptions(ep *lang.Endpoint, maxOps int) scim.DiffOptions {
@@ -363,6 +375,119 @@ func (d *Destination) DeleteKnown(ctx context.Context, ep *lang.Endpoint, id str
 	out.Requests++
 	out.Outcome = Deleted
 	return out, nil
+}
+
+// LeaveGroups removes the resource ep/id from the groups it is a member of
+// that managed says the pipe manages (managed returns the group's
+// endpoint, or nil): one PATCH remove with a value filter each. The groups
+// come from the resource's `groups` attribute (RFC 7643 §4.1.2) when the
+// service fills it, else from searching groupEndpoints for
+// members[value eq "id"].
+func (d *Destination) LeaveGroups(ctx context.Context, ep *lang.Endpoint, id string, groupEndpoints []*lang.Endpoint, managed func(groupID string) *lang.Endpoint, managedGroups []string) error {
+	if d.Offline {
+		return nil
+	}
+	if err := d.wait(ctx); err != nil {
+		return err
+	}
+	body, err := d.Client.Get(ctx, strings.TrimRight(ep.Path, "/")+"/"+url.PathEscape(id))
+	if err != nil {
+		if scim.IsStatus(err, http.StatusNotFound) {
+			return nil
+		}
+		return fmt.Errorf("get %s/%s: %w", ep.Path, id, err)
+	}
+	done := map[string]bool{}
+	leave := func(gid string) error {
+		gep := managed(gid)
+		if gid == "" || gep == nil || done[gid] {
+			return nil
+		}
+		done[gid] = true
+		op := `{"schemas":["` + scim.URNPatchOp + `"],"Operations":[{"op":"remove","path":` +
+			strconvQuote("members[value eq "+scim.Quote(id)+"]") + `}]}`
+		if _, err := d.write(ctx, http.MethodPatch, gep.Path, gid, []byte(op)); err != nil && !scim.IsStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("removing %s from group %s: %w", id, gid, err)
+		}
+		return nil
+	}
+	if groups := gjson.GetBytes(body, "groups"); groups.Exists() {
+		for _, g := range groups.Array() {
+			if err := leave(g.Get("value").String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	filter := "members[value eq " + scim.Quote(id) + "]"
+	for _, gep := range groupEndpoints {
+		// Each pass removes the member from what it found; search again
+		// until a page brings nothing new (a page may not hold them all).
+		for range 100 {
+			if err := d.wait(ctx); err != nil {
+				return err
+			}
+			found, _, err := d.Client.Search(ctx, gep.Path, filter, d.Pipe.Query == "post")
+			if scim.IsStatus(err, http.StatusBadRequest) {
+				// The service cannot filter on members: look at each group
+				// the pipe manages instead.
+				return d.leaveManaged(ctx, id, managed, managedGroups, done, leave)
+			}
+			if err != nil {
+				return fmt.Errorf("finding the groups of %s at %s: %w", id, gep.Path, err)
+			}
+			progress := false
+			for _, g := range found {
+				gid := gjson.GetBytes(g, "id").String()
+				if !done[gid] {
+					progress = true
+				}
+				if err := leave(gid); err != nil {
+					return err
+				}
+				done[gid] = true
+			}
+			if !progress {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// leaveManaged reads each managed group and leaves those that list id.
+func (d *Destination) leaveManaged(ctx context.Context, id string, managed func(string) *lang.Endpoint, groups []string, done map[string]bool, leave func(string) error) error {
+	for _, gid := range groups {
+		gep := managed(gid)
+		if gep == nil || done[gid] {
+			continue
+		}
+		if err := d.wait(ctx); err != nil {
+			return err
+		}
+		body, err := d.Client.Get(ctx, strings.TrimRight(gep.Path, "/")+"/"+url.PathEscape(gid))
+		if scim.IsStatus(err, http.StatusNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("get %s/%s: %w", gep.Path, gid, err)
+		}
+		for _, m := range gjson.GetBytes(body, "members").Array() {
+			if m.Get("value").String() == id {
+				if err := leave(gid); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// strconvQuote quotes s as a JSON string.
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // IsMultipleMatch reports whether err is a lookup that matched several

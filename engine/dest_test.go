@@ -74,8 +74,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, update, onDelete string) *fixture {
 	t.Helper()
+	return newScriptFixture(t, strings.NewReplacer("%UPDATE%", update, "%ONDELETE%", onDelete).Replace(destScript))
+}
+
+// newScriptFixture loads a pipe script against the real SCIM server.
+func newScriptFixture(t *testing.T, script string) *fixture {
+	t.Helper()
 	env := scimtest.Server(t)
-	script := strings.NewReplacer("%UPDATE%", update, "%ONDELETE%", onDelete).Replace(destScript)
 	p, err := lang.Load("dest.pipe", script, lang.LoadOptions{LookupEnv: os.LookupEnv})
 	if err != nil {
 		t.Fatal(err)

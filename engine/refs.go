@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/lang"
@@ -11,11 +13,12 @@ import (
 
 // RefResolver resolves ref(…) targets during a sync: the DN's entry is
 // read from the source, mapped with its own class, and looked up at the
-// SCIM service by that class's lookup filter. Results are cached (bounded).
-// An entry that no class takes, or that maps to another endpoint, is left
-// out; one in scope that SCIM does not have yet fails the change, to be
-// retried, unless Placeholder is set (a dry run, where the member would
-// have been created): it then reads "(id of DN)".
+// SCIM service by that class's lookup filter. Results are kept in a bounded
+// LRU cache; Forget drops an entry after a rename or delete. An entry that
+// no class takes, or that maps to another endpoint, is left out (counted
+// in LeftOut); one in scope that SCIM does not have yet fails the change,
+// to be retried, unless Placeholder is set (a dry run, where the member
+// would have been created): it then reads "(id of DN)".
 type RefResolver struct {
 	Ctx         context.Context
 	Pipe        *lang.Pipe
@@ -25,9 +28,11 @@ type RefResolver struct {
 	Placeholder bool
 	MaxCache    int // default 100 000
 
+	LeftOut atomic.Int64 // references left out: not in the directory, or out of every class's scope
+
 	mu    sync.Mutex
 	ev    *lang.Evaluator
-	cache map[string]cached
+	cache *lru
 }
 
 type cached struct {
@@ -40,9 +45,20 @@ type cached struct {
 func (r *RefResolver) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, bool, error) {
 	key := source.NormalizeDN(dn)
 	r.mu.Lock()
-	if c, hit := r.cache[key]; hit {
+	if r.cache == nil {
+		limit := r.MaxCache
+		if limit <= 0 {
+			limit = 100000
+		}
+		r.cache = newLRU(limit)
+	}
+	if c, hit := r.cache.get(key); hit {
 		r.mu.Unlock()
-		return c.ref, c.ok && contains(endpoints, c.ep), nil
+		if !c.ok || !contains(endpoints, c.ep) {
+			r.LeftOut.Add(1)
+			return lang.Ref{}, false, nil
+		}
+		return c.ref, true, nil
 	}
 	e, err := r.Entry(dn)
 	if err != nil {
@@ -50,8 +66,9 @@ func (r *RefResolver) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, 
 		return lang.Ref{}, false, err
 	}
 	if e == nil {
-		r.store(key, cached{})
+		r.cache.put(key, cached{})
 		r.mu.Unlock()
+		r.LeftOut.Add(1)
 		return lang.Ref{}, false, nil
 	}
 	if r.ev == nil {
@@ -59,13 +76,15 @@ func (r *RefResolver) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, 
 	}
 	res, err := r.ev.Eval(&lang.Change{Type: lang.Add, DN: e.DN, Entry: e}, r.Mode)
 	if err != nil || res.OutOfScope {
-		r.store(key, cached{})
+		r.cache.put(key, cached{})
 		r.mu.Unlock()
+		r.LeftOut.Add(1)
 		return lang.Ref{}, false, nil
 	}
 	ep, filter := res.Endpoint, res.Filter
 	r.mu.Unlock()
 	if !contains(endpoints, ep) {
+		r.LeftOut.Add(1)
 		return lang.Ref{}, false, nil
 	}
 	ctx := r.Ctx
@@ -84,7 +103,7 @@ func (r *RefResolver) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, 
 	}
 	ref := lang.Ref{ID: id, Type: ep.Type}
 	r.mu.Lock()
-	r.store(key, cached{ref: ref, ep: ep, ok: true})
+	r.cache.put(key, cached{ref: ref, ep: ep, ok: true})
 	r.mu.Unlock()
 	return ref, true, nil
 }
@@ -92,27 +111,55 @@ func (r *RefResolver) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, 
 // Forget drops a DN from the cache (after a rename or delete).
 func (r *RefResolver) Forget(dn string) {
 	r.mu.Lock()
-	delete(r.cache, source.NormalizeDN(dn))
+	if r.cache != nil {
+		r.cache.remove(source.NormalizeDN(dn))
+	}
 	r.mu.Unlock()
 }
 
-func (r *RefResolver) store(key string, c cached) {
-	if r.cache == nil {
-		r.cache = map[string]cached{}
+// lru is a least-recently-used cache of resolved references.
+type lru struct {
+	limit int
+	ll    *list.List // front: most recent; elements hold *lruItem
+	items map[string]*list.Element
+}
+
+type lruItem struct {
+	key string
+	val cached
+}
+
+func newLRU(limit int) *lru {
+	return &lru{limit: limit, ll: list.New(), items: map[string]*list.Element{}}
+}
+
+func (c *lru) get(key string) (cached, bool) {
+	if el, ok := c.items[key]; ok {
+		c.ll.MoveToFront(el)
+		return el.Value.(*lruItem).val, true
 	}
-	limit := r.MaxCache
-	if limit <= 0 {
-		limit = 100000
+	return cached{}, false
+}
+
+func (c *lru) put(key string, v cached) {
+	if el, ok := c.items[key]; ok {
+		el.Value.(*lruItem).val = v
+		c.ll.MoveToFront(el)
+		return
 	}
-	if len(r.cache) >= limit {
-		for k := range r.cache { // drop an arbitrary tenth: bounded memory
-			delete(r.cache, k)
-			if len(r.cache) < limit*9/10 {
-				break
-			}
-		}
+	c.items[key] = c.ll.PushFront(&lruItem{key: key, val: v})
+	for c.ll.Len() > c.limit {
+		last := c.ll.Back()
+		c.ll.Remove(last)
+		delete(c.items, last.Value.(*lruItem).key)
 	}
-	r.cache[key] = c
+}
+
+func (c *lru) remove(key string) {
+	if el, ok := c.items[key]; ok {
+		c.ll.Remove(el)
+		delete(c.items, key)
+	}
 }
 
 // notYetError is a reference to an entry in scope that the SCIM service

@@ -63,6 +63,95 @@ type dnRef struct {
 type job struct {
 	seq int64
 	ev  *source.Event
+	key string // the entry, for keeping its changes in order
+}
+
+// maxRefWait is how long a change whose references are not in SCIM yet
+// waits (its entry's later changes queued behind it) before it is parked.
+const maxRefWait = 10 * time.Second
+
+// waiting are the changes of one entry held back because a reference of
+// the first is not in SCIM yet.
+type waiting struct {
+	jobs  []job
+	since time.Time
+	next  time.Time
+	delay time.Duration
+}
+
+// work applies a queue's changes in order. A change whose references are
+// not in SCIM yet (a group before its members) is held, with the later
+// changes of the same entry, and tried again while the other entries go
+// on; after maxRefWait it is parked.
+func (r *Runner) work(ctx context.Context, q chan job) {
+	ev := r.Pipe.NewEvaluator()
+	held := map[string]*waiting{}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case j, ok := <-q:
+			if !ok {
+				q = nil
+				if len(held) == 0 {
+					return
+				}
+				continue
+			}
+			if w := held[j.key]; w != nil {
+				w.jobs = append(w.jobs, j)
+				continue
+			}
+			if !r.try(ctx, ev, j, false) {
+				now := time.Now()
+				held[j.key] = &waiting{jobs: []job{j}, since: now, next: now.Add(50 * time.Millisecond), delay: 50 * time.Millisecond}
+			}
+		case now := <-tick.C:
+			for k, w := range held {
+				if now.Before(w.next) {
+					continue
+				}
+				for len(w.jobs) > 0 && r.try(ctx, ev, w.jobs[0], now.Sub(w.since) > maxRefWait) {
+					w.jobs, w.since = w.jobs[1:], now
+				}
+				if len(w.jobs) == 0 {
+					delete(held, k)
+					continue
+				}
+				w.delay = min(2*w.delay, time.Second)
+				w.next = now.Add(w.delay)
+			}
+			if q == nil && len(held) == 0 {
+				return
+			}
+		}
+	}
+}
+
+// try applies a job. It returns false, leaving the job undone, when a
+// reference is not in SCIM yet and final is false; otherwise the job is
+// done: applied, or parked.
+func (r *Runner) try(ctx context.Context, ev *lang.Evaluator, j job, final bool) bool {
+	e := j.ev
+	ch := e.Change
+	if e.Kind == source.EventDropped {
+		r.Stats.Dropped.Add(1)
+		r.Log.Info("dropped", "op", ch.Type.String(), "dn", ch.DN, "why", e.Dropped)
+		r.order.done(j.seq)
+		return true
+	}
+	start := time.Now()
+	class, a, err := r.Apply(ctx, ev, e.Identity, ch)
+	if err != nil && IsNotYet(err) && !final && ctx.Err() == nil {
+		return false
+	}
+	if err != nil {
+		r.park(e.Identity, ch, class, e.Position, err, 1)
+	} else {
+		r.logApplied(ch, a, start)
+	}
+	r.order.done(j.seq)
+	return true
 }
 
 // Run reads and applies changes until ctx is done, the source ends
@@ -98,16 +187,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func(q chan job) {
 			defer wg.Done()
-			ev := r.Pipe.NewEvaluator()
-			for j := range q {
-				r.handle(applyCtx, ev, j.ev)
-				r.order.done(j.seq)
-			}
+			r.work(applyCtx, q)
 		}(queues[i])
 	}
 	var seq int64
 	var runErr error
-	route := router{renamed: map[string]int{}}
+	route := router{renamed: map[string]string{}}
 	for {
 		e, err := r.Source.Next(ctx)
 		if err != nil {
@@ -120,7 +205,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.order.start(seq, e.Position)
 		switch e.Kind {
 		case source.EventChange, source.EventDropped:
-			queues[route.worker(e, workers)] <- job{seq: seq, ev: e}
+			w, k := route.route(e, workers)
+			queues[w] <- job{seq: seq, ev: e, key: k}
 		case source.EventPresentSet:
 			// Deletions of what is no longer present wait for every change
 			// before them.
@@ -146,61 +232,35 @@ func (r *Runner) Run(ctx context.Context) error {
 // (LDIF) hash their DN, and a rename keeps the queue of the old DN for the
 // new one, so a rename never overtakes the changes before it.
 type router struct {
-	renamed map[string]int // normalized new DN -> queue, for identity-less renames
+	renamed map[string]string // normalized new DN -> the entry's key, for identity-less renames
 }
 
-func (rt *router) worker(e *source.Event, n int) int {
+// route returns the queue of an event's entry and the entry's key.
+func (rt *router) route(e *source.Event, n int) (int, string) {
 	if e.Identity != "" {
-		return hashQueue(e.Identity, n)
+		return hashQueue(e.Identity, n), e.Identity
 	}
 	dn := source.NormalizeDN(e.Change.DN)
+	k := "dn:" + dn
 	if e.Change.OldDN != "" {
 		old := source.NormalizeDN(e.Change.OldDN)
-		w, ok := rt.renamed[old]
-		if !ok {
-			w = hashQueue("dn:"+old, n)
+		if k2, ok := rt.renamed[old]; ok {
+			k = k2
+		} else {
+			k = "dn:" + old
 		}
 		delete(rt.renamed, old)
-		rt.renamed[dn] = w
-		return w
+		rt.renamed[dn] = k
+	} else if k2, ok := rt.renamed[dn]; ok {
+		k = k2
 	}
-	if w, ok := rt.renamed[dn]; ok {
-		return w
-	}
-	return hashQueue("dn:"+dn, n)
+	return hashQueue(k, n), k
 }
 
 func hashQueue(k string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(k))
 	return int(h.Sum32() % uint32(n))
-}
-
-// handle applies one change, parking it when it fails.
-func (r *Runner) handle(ctx context.Context, ev *lang.Evaluator, e *source.Event) {
-	ch := e.Change
-	if e.Kind == source.EventDropped {
-		r.Stats.Dropped.Add(1)
-		r.Log.Info("dropped", "op", ch.Type.String(), "dn", ch.DN, "why", e.Dropped)
-		return
-	}
-	start := time.Now()
-	class, a, err := r.Apply(ctx, ev, e.Identity, ch)
-	// A reference to an entry not in SCIM yet (a member created by another
-	// worker right now, or later in the stream): wait a little and retry
-	// before parking.
-	for wait := 50 * time.Millisecond; err != nil && IsNotYet(err) && wait <= 3*time.Second; wait *= 2 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-		class, a, err = r.Apply(ctx, ev, e.Identity, ch)
-	}
-	if err != nil {
-		r.park(e.Identity, ch, class, e.Position, err, 1)
-		return
-	}
-	r.logApplied(ch, a, start)
 }
 
 func (r *Runner) logApplied(ch *lang.Change, a Applied, start time.Time) {
@@ -251,18 +311,7 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 		if !known {
 			return "", Applied{Outcome: OutOfScope}, nil
 		}
-		// A known entry deleted, or moved out of every class's scope: its
-		// resource goes.
-		ep := r.Pipe.Endpoint(m.Endpoint)
-		if ep == nil {
-			return "", Applied{}, fmt.Errorf("the id map names endpoint %q, which the script no longer has", m.Endpoint)
-		}
-		a, err := r.Dest.DeleteKnown(ctx, ep, m.SCIMID, false)
-		if err != nil {
-			return "", a, err
-		}
-		r.forget(k, oldKey, m, ch)
-		return "", a, nil
+		return r.leave(ctx, k, oldKey, m, ch)
 	}
 	knownID := ""
 	if known && m.Endpoint == res.Endpoint.Name {
@@ -271,6 +320,11 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 	a, err := r.Dest.Apply(ctx, res, knownID, r.resolver())
 	if err != nil {
 		return res.Class.Name, a, err
+	}
+	if a.Outcome == Deactivated {
+		if err := r.leaveGroups(ctx, res.Endpoint, a.ID); err != nil {
+			return res.Class.Name, a, err
+		}
 	}
 	switch {
 	case ch.Type == lang.Delete:
@@ -284,7 +338,7 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 				}
 			}
 		}
-		nm := state.Mapping{Endpoint: res.Endpoint.Name, SCIMID: a.ID, DN: ch.DN}
+		nm := state.Mapping{Endpoint: res.Endpoint.Name, SCIMID: a.ID, DN: ch.DN, Class: res.Class.Name}
 		if err := r.Store.Put(k, nm); err != nil {
 			return res.Class.Name, a, err
 		}
@@ -294,6 +348,75 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 		r.remember(m, known, nm)
 	}
 	return res.Class.Name, a, nil
+}
+
+// leave handles a known entry that no class takes any more: deleted (the
+// delete record carried nothing a class could match, so the id map finds
+// the resource), or moved out of its class's scope by a modify or rename.
+// The class it was in says what happens: onDelete for a delete, onLeave
+// otherwise (delete, deactivate or keep).
+func (r *Runner) leave(ctx context.Context, k, oldKey string, m state.Mapping, ch *lang.Change) (string, Applied, error) {
+	ep := r.Pipe.Endpoint(m.Endpoint)
+	if ep == nil {
+		return "", Applied{}, fmt.Errorf("the id map names endpoint %q, which the script no longer has", m.Endpoint)
+	}
+	action := "delete"
+	if cl := r.Pipe.Class(m.Class); cl != nil {
+		action = cl.OnLeave
+		if ch.Type == lang.Delete {
+			action = cl.OnDelete
+		}
+	}
+	switch action {
+	case "keep":
+		return m.Class, Applied{Outcome: OutOfScope, Endpoint: ep, ID: m.SCIMID}, nil
+	case "deactivate":
+		a, err := r.Dest.DeleteKnown(ctx, ep, m.SCIMID, true)
+		if err != nil {
+			return m.Class, a, err
+		}
+		if err := r.leaveGroups(ctx, ep, m.SCIMID); err != nil {
+			return m.Class, a, err
+		}
+		if ch.Type == lang.Delete {
+			r.forget(k, oldKey, m, ch)
+		}
+		return m.Class, a, nil
+	}
+	a, err := r.Dest.DeleteKnown(ctx, ep, m.SCIMID, false)
+	if err != nil {
+		return m.Class, a, err
+	}
+	r.forget(k, oldKey, m, ch)
+	return m.Class, a, nil
+}
+
+// leaveGroups removes a deactivated resource from the groups this pipe
+// manages (a SCIM service removes a deleted user from its groups itself,
+// but keeps a deactivated one in them).
+func (r *Runner) leaveGroups(ctx context.Context, ep *lang.Endpoint, id string) error {
+	managed := map[string]string{} // SCIM id -> endpoint name, of what the pipe manages
+	var groups []string            // the ids of the groups among them
+	r.mu.Lock()
+	for _, ref := range r.byDN {
+		managed[ref.id] = ref.endpoint
+		if e := r.Pipe.Endpoint(ref.endpoint); e != nil && e.Type == "Group" {
+			groups = append(groups, ref.id)
+		}
+	}
+	r.mu.Unlock()
+	var groupEndpoints []*lang.Endpoint
+	for _, e := range r.Pipe.Endpoints {
+		if e.Type == "Group" {
+			groupEndpoints = append(groupEndpoints, e)
+		}
+	}
+	return r.Dest.LeaveGroups(ctx, ep, id, groupEndpoints, func(groupID string) *lang.Endpoint {
+		if name, ok := managed[groupID]; ok {
+			return r.Pipe.Endpoint(name)
+		}
+		return nil
+	}, groups)
 }
 
 // forget removes an entry from the id map and the DN index.

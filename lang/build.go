@@ -85,6 +85,32 @@ func (r *Result) resolve(m *Mapping, refs *Refs, res Resolver) (any, error) {
 	}
 	withType := m.attr != nil && m.attr.Sub("type") != nil
 	single := m.attr == nil || !m.attr.MultiValued || m.Target.Sub != ""
+	if !single && (m.attr == nil || m.attr.Type == "complex") {
+		// A multi-valued attribute (members): a refList, written without a
+		// map per element, as groups can have tens of thousands.
+		out := make(refList, 0, len(refs.DNs))
+		for _, dn := range refs.DNs {
+			ref := Ref{ID: dn}
+			if res != nil {
+				got, ok, err := res.Resolve(dn, refs.Endpoints)
+				if err != nil {
+					return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: fmt.Sprintf("reference %s: %v", dn, err), Err: err}
+				}
+				if !ok {
+					continue
+				}
+				ref = got
+			}
+			if !withType {
+				ref.Type = ""
+			}
+			out = append(out, ref)
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
 	var out []any
 	for _, dn := range refs.DNs {
 		ref := Ref{ID: dn}
@@ -120,11 +146,17 @@ func (r *Result) resolve(m *Mapping, refs *Refs, res Resolver) (any, error) {
 	return out, nil
 }
 
+// refList is the resolved references of a multi-valued attribute, each
+// written as {"type": …, "value": …}.
+type refList []Ref
+
 // empty reports whether a mapped value means "no value".
 func empty(v any) bool {
 	switch x := v.(type) {
 	case nil:
 		return true
+	case refList:
+		return len(x) == 0
 	case string:
 		return x == ""
 	case []string:
@@ -145,6 +177,9 @@ func convert(m *Mapping, v any) (any, error) {
 		return normalize(v), nil
 	}
 	whole := m.Target.Sub == "" && len(m.Target.Filter) == 0
+	if _, ok := v.(refList); ok {
+		return v, nil
+	}
 	if a.MultiValued && whole {
 		var items []any
 		switch x := v.(type) {

@@ -37,6 +37,10 @@ func (c *compiler) class(b *block) {
 	if v, ok := vals["onDelete"].(string); ok {
 		cl.OnDelete = v
 	}
+	cl.OnLeave = cl.OnDelete
+	if v, ok := vals["onLeave"].(string); ok {
+		cl.OnLeave = v
+	}
 	if s := exprs["when"]; s != nil {
 		cl.when = c.expression(s.expr, "when of class "+cl.Name, wantBool)
 	}

@@ -137,6 +137,7 @@ var blockSpecs = map[string]map[string]spec{
 		"maxConns":     {kind: kInt},
 		"query":        {kind: kString, enum: []string{"get", "post"}},
 		"update":       {kind: kString, enum: []string{"patch", "put"}},
+		"maxPatchOps":  {kind: kInt},
 	},
 	"endpoint": {
 		"path":    {kind: kString, required: true},
@@ -151,6 +152,7 @@ var blockSpecs = map[string]map[string]spec{
 		"endpoint":   {kind: kExpr, required: true},
 		"operations": {kind: kStrings, enum: []string{"create", "modify", "delete"}},
 		"onDelete":   {kind: kString, enum: []string{"delete", "deactivate"}},
+		"onLeave":    {kind: kString, enum: []string{"delete", "deactivate", "keep"}},
 	},
 }
 
@@ -373,6 +375,12 @@ func (c *compiler) scimBlock(b *block) {
 	}
 	if u := str("update"); u != "" {
 		c.p.Update = u
+	}
+	if n, ok := vals["maxPatchOps"].(int); ok {
+		if n < 1 {
+			c.settingError(b, "maxPatchOps", "maxPatchOps: want 1 or more operations per PATCH request")
+		}
+		c.p.MaxPatchOps = n
 	}
 	if cfg.Auth == "" {
 		// Inferred from what is set, so the common cases need no auth line.

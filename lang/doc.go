@@ -51,7 +51,9 @@
 // from the other settings when omitted); username, password; token;
 // tokenURL, clientId, clientSecret, scopes; caFile, certFile, keyFile,
 // insecure; timeout, maxAttempts, maxConns; query ("get": GET ?filter=, or
-// "post": POST /.search); update ("patch", the default, or "put").
+// "post": POST /.search); update ("patch", the default, or "put");
+// maxPatchOps (operations per PATCH request, default 1000: a larger change,
+// such as thousands of members added at once, goes in several requests).
 //
 // endpoint: path (required, e.g. "/Users"), schemas (required: the core
 // schema URN first, then extensions), type (the resource type name used in
@@ -66,7 +68,11 @@
 // hasValue(objectClass, "groupOfNames") ? Groups : Users), operations
 // (which of "create", "modify", "delete" the class synchronizes; default
 // all), onDelete ("delete", the default, removes the resource;
-// "deactivate" sets active to false instead, keeping it for audit).
+// "deactivate" sets active to false instead, keeping it for audit),
+// onLeave (what happens to the resource of an entry that stops matching the
+// class after a modify or rename — moved out of its base, or its `when` now
+// false: "delete", "deactivate" or "keep"; default: as onDelete). An entry
+// that starts matching a class is created.
 //
 // # Classes
 //

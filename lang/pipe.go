@@ -19,6 +19,10 @@ type Pipe struct {
 	SCIM      scim.Config
 	Query     string // how existing resources are looked up: "get" (GET ?filter=) or "post" (POST /.search)
 	Update    string // how they are changed: "patch" (RFC 7644 §3.5.2, the default) or "put"
+	// MaxPatchOps bounds the operations of one PATCH request (0: the
+	// default, 1000); larger changes, such as many members at once, are sent
+	// in several requests.
+	MaxPatchOps int
 	Endpoints []*Endpoint
 	Classes   []*Class
 
@@ -87,6 +91,7 @@ type Class struct {
 	Base       []string // as written
 	Operations []string // of "create", "modify", "delete"
 	OnDelete   string   // "delete" (the default) or "deactivate": set active to false instead
+	OnLeave    string   // when an entry stops matching the class: "delete", "deactivate" or "keep" (default: OnDelete)
 	Mappings   []*Mapping
 
 	base     []*ldap.DN
@@ -221,6 +226,11 @@ func (p *Pipe) Endpoint(name string) *Endpoint {
 	}
 	return nil
 }
+
+// Attributes returns the names (lower case, sorted) of the LDAP attributes
+// the pipe's expressions read: what a reader of the directory must request
+// beyond "*" (operational attributes such as entryUUID or nsAccountLock).
+func (p *Pipe) Attributes() []string { return append([]string(nil), p.attrs...) }
 
 // Managed returns the SCIM paths the class manages when building op in
 // mode: the targets of its mappings with that usage. An update removes a

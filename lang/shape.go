@@ -255,6 +255,23 @@ func appendJSON(b []byte, v any) []byte {
 			b = appendJSON(b, x[k])
 		}
 		return append(b, '}')
+	case refList:
+		b = append(b, '[')
+		for i, r := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			if r.Type != "" {
+				b = append(b, `"type":`...)
+				b = appendJSONString(b, r.Type)
+				b = append(b, ',')
+			}
+			b = append(b, `"value":`...)
+			b = appendJSONString(b, r.ID)
+			b = append(b, '}')
+		}
+		return append(b, ']')
 	case *scim.Attribute:
 		return append(b, "null"...)
 	}

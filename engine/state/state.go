@@ -79,9 +79,10 @@ type Store struct {
 
 // Mapping is what the id map remembers of one source entry.
 type Mapping struct {
-	Endpoint string `json:"endpoint"` // the endpoint's name in the pipe script
-	SCIMID   string `json:"scimId"`   // the resource's id at the SCIM service
-	DN       string `json:"dn"`       // the entry's DN when last applied
+	Endpoint string `json:"endpoint"`        // the endpoint's name in the pipe script
+	SCIMID   string `json:"scimId"`          // the resource's id at the SCIM service
+	DN       string `json:"dn"`              // the entry's DN when last applied
+	Class    string `json:"class,omitempty"` // the sync class that took it last
 }
 
 // Parked is a change that failed and waits in the failed-changes record.
