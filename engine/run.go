@@ -45,6 +45,7 @@ type Runner struct {
 
 	mu    sync.Mutex
 	byDN  map[string]dnRef // normalized DN -> the resource it became (from the id map)
+	byRaw map[string]dnRef // the DN as last seen, lower-cased: a fast path that skips parsing
 	refs  *RefResolver
 	order *orderTracker
 }
@@ -168,18 +169,18 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.loadIndex(); err != nil {
 		return err
 	}
-	r.refs = &RefResolver{Ctx: ctx, Pipe: r.Pipe, Dest: r.Dest, Mode: lang.Realtime, Entry: func(dn string) (*lang.Entry, error) {
+	// Workers apply with a context that outlives ctx: a change in flight is
+	// finished (or parked) when the run is stopped, not abandoned half-way,
+	// references it reads included.
+	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelApply()
+	r.refs = &RefResolver{Ctx: applyCtx, Pipe: r.Pipe, Dest: r.Dest, Mode: lang.Realtime, Entry: func(dn string) (*lang.Entry, error) {
 		if r.Entry == nil {
 			return nil, nil
 		}
-		return r.Entry(ctx, dn)
+		return r.Entry(applyCtx, dn)
 	}}
 	r.order = newOrderTracker(r.Store)
-
-	// Workers apply with a context that outlives ctx: a change in flight is
-	// finished (or parked) when the run is stopped, not abandoned half-way.
-	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelApply()
 	queues := make([]chan job, workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -428,6 +429,8 @@ func (r *Runner) forget(k, oldKey string, m state.Mapping, ch *lang.Change) {
 	r.mu.Lock()
 	delete(r.byDN, source.NormalizeDN(m.DN))
 	delete(r.byDN, source.NormalizeDN(ch.DN))
+	delete(r.byRaw, strings.ToLower(m.DN))
+	delete(r.byRaw, strings.ToLower(ch.DN))
 	r.mu.Unlock()
 	if r.refs != nil {
 		r.refs.Forget(m.DN)
@@ -441,18 +444,23 @@ func (r *Runner) remember(old state.Mapping, known bool, m state.Mapping) {
 	defer r.mu.Unlock()
 	if known && !strings.EqualFold(old.DN, m.DN) {
 		delete(r.byDN, source.NormalizeDN(old.DN))
+		delete(r.byRaw, strings.ToLower(old.DN))
 		if r.refs != nil {
 			r.refs.Forget(old.DN)
 		}
 	}
-	r.byDN[source.NormalizeDN(m.DN)] = dnRef{endpoint: m.Endpoint, id: m.SCIMID}
+	ref := dnRef{endpoint: m.Endpoint, id: m.SCIMID}
+	r.byDN[source.NormalizeDN(m.DN)] = ref
+	r.byRaw[strings.ToLower(m.DN)] = ref
 }
 
 // loadIndex reads the id map's DNs.
 func (r *Runner) loadIndex() error {
-	r.byDN = map[string]dnRef{}
+	r.byDN, r.byRaw = map[string]dnRef{}, map[string]dnRef{}
 	return r.Store.Range(func(_ string, m state.Mapping) bool {
-		r.byDN[source.NormalizeDN(m.DN)] = dnRef{endpoint: m.Endpoint, id: m.SCIMID}
+		ref := dnRef{endpoint: m.Endpoint, id: m.SCIMID}
+		r.byDN[source.NormalizeDN(m.DN)] = ref
+		r.byRaw[strings.ToLower(m.DN)] = ref
 		return true
 	})
 }
@@ -462,8 +470,15 @@ func (r *Runner) loadIndex() error {
 func (r *Runner) resolver() lang.Resolver {
 	return lang.ResolverFunc(func(dn string, eps []*lang.Endpoint) (lang.Ref, bool, error) {
 		r.mu.Lock()
-		ref, ok := r.byDN[source.NormalizeDN(dn)]
+		ref, ok := r.byRaw[strings.ToLower(dn)]
 		r.mu.Unlock()
+		if !ok {
+			// Spelled differently (spaces, case, escaping): compare parsed.
+			norm := source.NormalizeDN(dn)
+			r.mu.Lock()
+			ref, ok = r.byDN[norm]
+			r.mu.Unlock()
+		}
 		if ok {
 			for _, ep := range eps {
 				if ep.Name == ref.endpoint {
@@ -546,7 +561,12 @@ func (r *Runner) RetryParked(ctx context.Context) (ok, failed int, err error) {
 		}
 	}
 	if r.refs == nil {
-		r.refs = &RefResolver{Ctx: ctx, Pipe: r.Pipe, Dest: r.Dest, Mode: lang.Realtime, Entry: func(string) (*lang.Entry, error) { return nil, nil }}
+		r.refs = &RefResolver{Ctx: ctx, Pipe: r.Pipe, Dest: r.Dest, Mode: lang.Realtime, Entry: func(dn string) (*lang.Entry, error) {
+			if r.Entry == nil {
+				return nil, nil
+			}
+			return r.Entry(ctx, dn)
+		}}
 	}
 	parked, err := r.Store.ListParked()
 	if err != nil {
