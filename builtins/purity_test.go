@@ -19,7 +19,9 @@ var forbiddenImports = []string{
 }
 
 // allowedModules are the only imports from outside the standard library.
-var allowedModules = []string{"github.com/expr-lang/expr", "github.com/go-ldap/ldap/v3"}
+// engine/jsonw is this project's JSON string writer, itself standard
+// library only (its own test would show otherwise).
+var allowedModules = []string{"github.com/expr-lang/expr", "github.com/go-ldap/ldap/v3", "github.com/scimsync/scimsync/engine/jsonw"}
 
 // clockFuncs read the clock or wait for it.
 var clockFuncs = map[string]bool{

@@ -327,53 +327,35 @@ var deactivateBody = []byte(`{"schemas":["` + scim.URNPatchOp + `"],"Operations"
 
 // delete removes the resource, or deactivates it when the class says so.
 func (d *Destination) delete(ctx context.Context, res *lang.Result, out Applied, current []byte) (Applied, error) {
-	ep := res.Endpoint
 	if current == nil {
 		out.Outcome = Absent
 		return out, nil
 	}
-	if res.Class.OnDelete == "deactivate" {
-		if a := gjson.GetBytes(current, "active"); a.Exists() && !a.Bool() {
-			out.Outcome = Unchanged
-			return out, nil
-		}
-		if _, err := d.write(ctx, http.MethodPatch, ep.Path, out.ID, deactivateBody); err != nil {
-			return out, fmt.Errorf("deactivate %s/%s: %w", ep.Path, out.ID, err)
-		}
-		out.Requests++
-		out.Outcome = Deactivated
+	deactivate := res.Class.OnDelete == "deactivate"
+	if a := gjson.GetBytes(current, "active"); deactivate && a.Exists() && !a.Bool() {
+		out.Outcome = Unchanged
 		return out, nil
 	}
-	if _, err := d.write(ctx, http.MethodDelete, ep.Path, out.ID, nil); err != nil {
-		return out, fmt.Errorf("delete %s/%s: %w", ep.Path, out.ID, err)
-	}
-	out.Requests++
-	out.Outcome = Deleted
-	return out, nil
+	return d.DeleteKnown(ctx, res.Endpoint, out.ID, deactivate)
 }
 
 // DeleteKnown deletes (or deactivates) the resource with a known id: a
 // delete the id map correlates, when the change itself carries nothing to
-// classify or look it up by.
+// classify or look it up by. A resource already gone counts as done.
 func (d *Destination) DeleteKnown(ctx context.Context, ep *lang.Endpoint, id string, deactivate bool) (Applied, error) {
-	out := Applied{Endpoint: ep, ID: id}
+	out := Applied{Endpoint: ep, ID: id, Outcome: Deleted}
+	method, body, what := http.MethodDelete, []byte(nil), "delete"
 	if deactivate {
-		if _, err := d.write(ctx, http.MethodPatch, ep.Path, id, deactivateBody); err != nil {
-			if scim.IsStatus(err, http.StatusNotFound) {
-				out.Outcome = Absent
-				return out, nil
-			}
-			return out, fmt.Errorf("deactivate %s/%s: %w", ep.Path, id, err)
-		}
-		out.Requests++
-		out.Outcome = Deactivated
-		return out, nil
+		method, body, what, out.Outcome = http.MethodPatch, deactivateBody, "deactivate", Deactivated
 	}
-	if _, err := d.write(ctx, http.MethodDelete, ep.Path, id, nil); err != nil {
-		return out, fmt.Errorf("delete %s/%s: %w", ep.Path, id, err)
+	if _, err := d.write(ctx, method, ep.Path, id, body); err != nil {
+		if scim.IsStatus(err, http.StatusNotFound) {
+			out.Outcome = Absent
+			return out, nil
+		}
+		return out, fmt.Errorf("%s %s/%s: %w", what, ep.Path, id, err)
 	}
 	out.Requests++
-	out.Outcome = Deleted
 	return out, nil
 }
 

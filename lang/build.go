@@ -78,40 +78,16 @@ func (r *Result) Resource(op Op, res Resolver) ([]byte, error) {
 	return append([]byte(nil), w.buf...), nil
 }
 
-// resolve turns ref(…) into id values.
+// resolve turns ref(…) into id values: for a multi-valued complex target
+// (members) a refList of {"type", "value"} elements, for a single complex
+// target (manager) one such element, for a simple one (manager.value) the
+// id. References the resolver leaves out are skipped.
 func (r *Result) resolve(m *Mapping, refs *Refs, res Resolver) (any, error) {
 	if refs == nil || len(refs.DNs) == 0 {
 		return nil, nil
 	}
 	withType := m.attr != nil && m.attr.Sub("type") != nil
-	single := m.attr == nil || !m.attr.MultiValued || m.Target.Sub != ""
-	if !single && (m.attr == nil || m.attr.Type == "complex") {
-		// A multi-valued attribute (members): a refList, written without a
-		// map per element, as groups can have tens of thousands.
-		out := make(refList, 0, len(refs.DNs))
-		for _, dn := range refs.DNs {
-			ref := Ref{ID: dn}
-			if res != nil {
-				got, ok, err := res.Resolve(dn, refs.Endpoints)
-				if err != nil {
-					return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: fmt.Sprintf("reference %s: %v", dn, err), Err: err}
-				}
-				if !ok {
-					continue
-				}
-				ref = got
-			}
-			if !withType {
-				ref.Type = ""
-			}
-			out = append(out, ref)
-		}
-		if len(out) == 0 {
-			return nil, nil
-		}
-		return out, nil
-	}
-	var out []any
+	out := make(refList, 0, len(refs.DNs))
 	for _, dn := range refs.DNs {
 		ref := Ref{ID: dn}
 		if res != nil {
@@ -124,26 +100,36 @@ func (r *Result) resolve(m *Mapping, refs *Refs, res Resolver) (any, error) {
 			}
 			ref = got
 		}
-		if m.attr != nil && m.attr.Type != "complex" {
-			out = append(out, ref.ID) // e.g. manager.value
-		} else {
-			el := map[string]any{"value": ref.ID}
-			if withType && ref.Type != "" {
-				el["type"] = ref.Type
-			}
-			out = append(out, el)
+		if !withType {
+			ref.Type = ""
 		}
+		out = append(out, ref)
 	}
 	if len(out) == 0 {
 		return nil, nil
 	}
-	if single {
-		if len(out) > 1 {
-			return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: fmt.Sprintf("%s is single-valued, but ref(…) gave %d references", m.Target, len(out))}
+	complexTarget := m.attr == nil || m.attr.Type == "complex"
+	if m.attr == nil || m.attr.MultiValued && m.Target.Sub == "" {
+		if complexTarget {
+			return out, nil
 		}
-		return out[0], nil
+		ids := make([]any, len(out))
+		for i, ref := range out {
+			ids[i] = ref.ID
+		}
+		return ids, nil
 	}
-	return out, nil
+	if len(out) > 1 {
+		return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: fmt.Sprintf("%s is single-valued, but ref(…) gave %d references", m.Target, len(out))}
+	}
+	if !complexTarget {
+		return out[0].ID, nil // e.g. manager.value
+	}
+	el := map[string]any{"value": out[0].ID}
+	if out[0].Type != "" {
+		el["type"] = out[0].Type
+	}
+	return el, nil
 }
 
 // refList is the resolved references of a multi-valued attribute, each

@@ -14,17 +14,17 @@ import (
 // expression compiled. It is immutable after Load and safe for concurrent
 // use; each goroutine evaluates changes through its own Evaluator.
 type Pipe struct {
-	Name      string
-	Source    SourceConfig
-	SCIM      scim.Config
-	Query     string // how existing resources are looked up: "get" (GET ?filter=) or "post" (POST /.search)
-	Update    string // how they are changed: "patch" (RFC 7644 §3.5.2, the default) or "put"
+	Name   string
+	Source SourceConfig
+	SCIM   scim.Config
+	Query  string // how existing resources are looked up: "get" (GET ?filter=) or "post" (POST /.search)
+	Update string // how they are changed: "patch" (RFC 7644 §3.5.2, the default) or "put"
 	// MaxPatchOps bounds the operations of one PATCH request (0: the
 	// default, 1000); larger changes, such as many members at once, are sent
 	// in several requests.
 	MaxPatchOps int
-	Endpoints []*Endpoint
-	Classes   []*Class
+	Endpoints   []*Endpoint
+	Classes     []*Class
 
 	src   *Source
 	attrs []string       // lower-case names of the attributes expressions read

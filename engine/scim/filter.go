@@ -2,6 +2,7 @@ package scim
 
 import (
 	"fmt"
+	"github.com/scimsync/scimsync/engine/jsonw"
 	"math"
 	"strconv"
 	"strings"
@@ -174,40 +175,7 @@ func formatValue(v any) string {
 // separators U+2028/U+2029 are escaped; other characters, including non-ASCII
 // letters, are kept as UTF-8. Each byte of s that is not valid UTF-8 becomes
 // U+FFFD, because a JSON string cannot carry it.
-func Quote(s string) string {
-	const hex = "0123456789abcdef"
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029:
-			b.WriteString(`\u`)
-			b.WriteByte(hex[r>>12&0xf])
-			b.WriteByte(hex[r>>8&0xf])
-			b.WriteByte(hex[r>>4&0xf])
-			b.WriteByte(hex[r&0xf])
-		case r == utf8.RuneError && size == 1:
-			b.WriteString(`\ufffd`)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
+func Quote(s string) string { return jsonw.String(s) }
 
 // FilterError is a syntax error in a filter, with the byte offset of the
 // problem in the filter text.
