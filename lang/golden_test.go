@@ -13,6 +13,7 @@ import (
 
 	"github.com/scimsync/scimsync/engine/ldif"
 	"github.com/scimsync/scimsync/engine/source"
+	"github.com/scimsync/scimsync/internal/txtar"
 	"github.com/scimsync/scimsync/lang"
 )
 
@@ -35,13 +36,13 @@ func TestGolden(t *testing.T) {
 			a := readArchive(t, path)
 			got := runGolden(t, a)
 			if *update {
-				a.set("want", got)
-				if err := os.WriteFile(path, []byte(a.format()), 0o644); err != nil {
+				a.Set("want", got)
+				if err := os.WriteFile(path, []byte(a.Format()), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			want, ok := a.files["want"]
+			want, ok := a.Get("want")
 			if !ok {
 				t.Fatal("no want section (run with -update)")
 			}
@@ -52,10 +53,10 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func runGolden(t *testing.T, a *archive) string {
+func runGolden(t *testing.T, a *txtar.Archive) string {
 	t.Helper()
-	scriptName, script := "script.pipe", a.files["script.pipe"]
-	for _, line := range strings.Split(a.comment, "\n") {
+	scriptName, script := "script.pipe", section(a, "script.pipe")
+	for _, line := range strings.Split(a.Comment, "\n") {
 		if p, ok := strings.CutPrefix(line, "use "); ok {
 			data, err := os.ReadFile(filepath.Join("..", strings.TrimSpace(p)))
 			if err != nil {
@@ -69,11 +70,11 @@ func runGolden(t *testing.T, a *archive) string {
 		return "load error:\n" + err.Error() + "\n"
 	}
 	mode := lang.Realtime
-	if strings.Contains(a.comment, "mode: resync") {
+	if strings.Contains(a.Comment, "mode: resync") {
 		mode = lang.Resync
 	}
 	var recs []*ldif.Record
-	r := ldif.NewReader(strings.NewReader(a.files["entries.ldif"]))
+	r := ldif.NewReader(strings.NewReader(section(a, "entries.ldif")))
 	for {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {

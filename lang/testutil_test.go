@@ -2,70 +2,27 @@ package lang_test
 
 import (
 	"flag"
-	"os"
-	"strings"
 	"testing"
+
+	"github.com/scimsync/scimsync/internal/txtar"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// archive is a txtar-style file: a comment, then `-- name --` sections.
-type archive struct {
-	comment string
-	files   map[string]string
-	order   []string
-}
-
-func readArchive(t *testing.T, path string) *archive {
+// readArchive reads a test-case archive.
+func readArchive(t *testing.T, path string) *txtar.Archive {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	a, err := txtar.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &archive{files: map[string]string{}}
-	name := ""
-	var b strings.Builder
-	flush := func() {
-		if name == "" {
-			a.comment = b.String()
-		} else {
-			a.files[name] = b.String()
-			a.order = append(a.order, name)
-		}
-		b.Reset()
-	}
-	for _, line := range strings.SplitAfter(string(data), "\n") {
-		trimmed := strings.TrimRight(line, "\r\n")
-		if strings.HasPrefix(trimmed, "-- ") && strings.HasSuffix(trimmed, " --") && len(trimmed) > 6 {
-			flush()
-			name = strings.TrimSpace(trimmed[3 : len(trimmed)-3])
-			continue
-		}
-		b.WriteString(line)
-	}
-	flush()
 	return a
 }
 
-func (a *archive) format() string {
-	var b strings.Builder
-	b.WriteString(a.comment)
-	for _, n := range a.order {
-		b.WriteString("-- " + n + " --\n")
-		s := a.files[n]
-		b.WriteString(s)
-		if s != "" && !strings.HasSuffix(s, "\n") {
-			b.WriteString("\n")
-		}
-	}
-	return b.String()
-}
-
-func (a *archive) set(name, content string) {
-	if _, ok := a.files[name]; !ok {
-		a.order = append(a.order, name)
-	}
-	a.files[name] = content
+// section returns a file of an archive, "" when absent.
+func section(a *txtar.Archive, name string) string {
+	d, _ := a.Get(name)
+	return d
 }
 
 // fakeEnv is the environment golden and diagnostic scripts see.

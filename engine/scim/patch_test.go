@@ -14,6 +14,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/pretty"
+
+	"github.com/scimsync/scimsync/internal/txtar"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -436,32 +438,16 @@ func readGolden(t testing.TB) []*goldenCase {
 	}
 	var out []*goldenCase
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		a, err := txtar.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		g := &goldenCase{name: strings.TrimSuffix(filepath.Base(f), ".txtar"), file: f, server: true, sections: map[string]string{}}
-		name := ""
-		var b strings.Builder
-		flush := func() {
-			if name == "" {
-				g.comment = b.String()
-			} else {
-				g.sections[name] = b.String()
-				g.order = append(g.order, name)
-			}
-			b.Reset()
+		g.comment = a.Comment
+		for _, s := range a.Files {
+			g.sections[s.Name] = s.Data
+			g.order = append(g.order, s.Name)
 		}
-		for _, line := range strings.SplitAfter(string(data), "\n") {
-			tr := strings.TrimRight(line, "\r\n")
-			if strings.HasPrefix(tr, "-- ") && strings.HasSuffix(tr, " --") && len(tr) > 6 {
-				flush()
-				name = strings.TrimSpace(tr[3 : len(tr)-3])
-				continue
-			}
-			b.WriteString(line)
-		}
-		flush()
 		for _, s := range []string{"current.json", "desired.json", "managed"} {
 			if _, ok := g.sections[s]; !ok {
 				t.Fatalf("%s: no %s section", f, s)

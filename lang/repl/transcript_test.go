@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scimsync/scimsync/internal/txtar"
 	"github.com/scimsync/scimsync/lang"
 	"github.com/scimsync/scimsync/lang/repl"
 	"github.com/scimsync/scimsync/scripts"
@@ -38,24 +39,24 @@ func TestTranscripts(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(path), ".txtar")
 		t.Run(name, func(t *testing.T) {
 			a := readArchive(t, path)
-			want, ok := a.files["transcript"]
+			want, ok := a.Get("transcript")
 			if !ok {
 				t.Fatal("no transcript section")
 			}
 			dir := t.TempDir()
-			for _, n := range a.order {
-				if n == "transcript" {
+			for _, f := range a.Files {
+				if f.Name == "transcript" {
 					continue
 				}
-				if err := os.WriteFile(filepath.Join(dir, n), []byte(a.files[n]), 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Data), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
 			t.Chdir(dir)
-			got := replay(t, sessionOptions(a.comment), inputs(want))
+			got := replay(t, sessionOptions(a.Comment), inputs(want))
 			if *update {
-				a.files["transcript"] = got
-				if err := os.WriteFile(path, []byte(a.format()), 0o644); err != nil {
+				a.Set("transcript", got)
+				if err := os.WriteFile(path, []byte(a.Format()), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
@@ -125,54 +126,11 @@ func replay(t *testing.T, opts repl.Options, lines []string) string {
 	return out.String()
 }
 
-// archive is a txtar file: a comment, then `-- name --` sections.
-type archive struct {
-	comment string
-	files   map[string]string
-	order   []string
-}
-
-func readArchive(t *testing.T, path string) *archive {
+func readArchive(t *testing.T, path string) *txtar.Archive {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	a, err := txtar.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &archive{files: map[string]string{}}
-	name := ""
-	var b strings.Builder
-	flush := func() {
-		if name == "" {
-			a.comment = b.String()
-		} else {
-			a.files[name] = b.String()
-			a.order = append(a.order, name)
-		}
-		b.Reset()
-	}
-	for _, line := range strings.SplitAfter(string(data), "\n") {
-		trimmed := strings.TrimRight(line, "\r\n")
-		if strings.HasPrefix(trimmed, "-- ") && strings.HasSuffix(trimmed, " --") && len(trimmed) > 6 {
-			flush()
-			name = strings.TrimSpace(trimmed[3 : len(trimmed)-3])
-			continue
-		}
-		b.WriteString(line)
-	}
-	flush()
 	return a
-}
-
-func (a *archive) format() string {
-	var b strings.Builder
-	b.WriteString(a.comment)
-	for _, n := range a.order {
-		b.WriteString("-- " + n + " --\n")
-		s := a.files[n]
-		b.WriteString(s)
-		if s != "" && !strings.HasSuffix(s, "\n") {
-			b.WriteString("\n")
-		}
-	}
-	return b.String()
 }
