@@ -174,6 +174,9 @@ func IsNotYet(err error) bool {
 }
 
 func (e *notYetError) Error() string {
+	if e.endpoint == "" {
+		return "the referenced entry " + e.dn + " is not synced yet"
+	}
 	return "the referenced entry " + e.dn + " is not at " + e.endpoint + " yet"
 }
 

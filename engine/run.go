@@ -490,7 +490,7 @@ func (r *Runner) resolver() lang.Resolver {
 		if r.Entry == nil {
 			// Without a way to read the entry, an unknown DN may be an entry
 			// not synced yet: wait for it rather than drop it.
-			return lang.Ref{}, false, &notYetError{dn: dn, endpoint: "the id map"}
+			return lang.Ref{}, false, &notYetError{dn: dn}
 		}
 		return r.refs.Resolve(dn, eps)
 	})

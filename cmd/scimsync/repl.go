@@ -2,23 +2,19 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
-	"crypto/x509"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/peterh/liner"
 
+	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/lang"
 	"github.com/scimsync/scimsync/lang/repl"
 	"github.com/scimsync/scimsync/scripts"
@@ -84,7 +80,7 @@ func runRepl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if p := r.Pipe(); p != nil {
 			if p.Source.Kind == "ldif" {
 				fmt.Fprintf(stderr, "scimsync repl: --ldap: the pipe reads an LDIF file, not a directory: :fetch and :search will fail\n")
-			} else if _, err := dir.conn(); err != nil {
+			} else if _, err := dir.reader(); err != nil {
 				fmt.Fprintf(stderr, "scimsync repl: --ldap: %v (:fetch and :search will try again)\n", err)
 			}
 		}
@@ -222,27 +218,19 @@ func isTerminal(w any) bool {
 }
 
 // ldapFetcher reads sample entries for :fetch and :search from the source
-// directory of the REPL's current pipe, read-only (base-object and subtree
-// searches, nothing else). It connects on first use, and again when the
-// connection drops or :load brings a pipe with another source.
-//
-// It dials as engine/source does (the URLs in order, StartTLS or ldaps://,
-// the CA file, the bind DN and password, the timeout); it is kept apart
-// because a REPL needs no retries, backoff or change tracking.
+// directory of the REPL's current pipe, read-only, through a
+// source.Reader (which dials as the change sources do). It connects on
+// first use, and again when the connection drops or :load brings a pipe
+// with another source.
 type ldapFetcher struct {
 	pipe func() *lang.Pipe
-	c    *ldap.Conn
-	cfg  *lang.SourceConfig // the source c is connected to
+	r    *source.Reader
 }
 
 var _ repl.Fetcher = (*ldapFetcher)(nil)
 
 // maxSearchEntries bounds what :search reads: sample entries, not a resync.
 const maxSearchEntries = 100
-
-// fetchAttrs asks for user and operational attributes (entryUUID,
-// nsUniqueId), as the sources read entries.
-var fetchAttrs = []string{"*", "+"}
 
 func (f *ldapFetcher) source() (lang.SourceConfig, error) {
 	var p *lang.Pipe
@@ -258,144 +246,60 @@ func (f *ldapFetcher) source() (lang.SourceConfig, error) {
 	return p.Source, nil
 }
 
-// conn returns a connection to the current pipe's source, dialing when
+// reader returns a Reader of the current pipe's source, connecting when
 // needed.
-func (f *ldapFetcher) conn() (*ldap.Conn, error) {
+func (f *ldapFetcher) reader() (*source.Reader, error) {
 	cfg, err := f.source()
 	if err != nil {
 		return nil, err
 	}
-	if f.c != nil && !f.c.IsClosing() && f.cfg != nil && sameSource(*f.cfg, cfg) {
-		return f.c, nil
+	if f.r != nil && sameSource(f.r.Config(), cfg) {
+		return f.r, nil
 	}
 	f.close()
-	c, err := dialSource(cfg)
+	r, err := source.OpenReader(context.Background(), cfg, source.Options{})
 	if err != nil {
 		return nil, err
 	}
-	f.c, f.cfg = c, &cfg
-	return c, nil
+	f.r = r
+	return r, nil
 }
 
 func sameSource(a, b lang.SourceConfig) bool {
-	return slices.Equal(a.URLs, b.URLs) && a.BindDN == b.BindDN && a.Password.Reveal() == b.Password.Reveal() &&
-		a.StartTLS == b.StartTLS && a.CAFile == b.CAFile && a.Insecure == b.Insecure
+	return a.Kind == b.Kind && slices.Equal(a.URLs, b.URLs) && a.BindDN == b.BindDN && a.Password.Reveal() == b.Password.Reveal() &&
+		a.StartTLS == b.StartTLS && a.CAFile == b.CAFile && a.Insecure == b.Insecure && a.Timeout == b.Timeout &&
+		slices.Equal(a.Base, b.Base) && a.Identity == b.Identity
 }
 
 func (f *ldapFetcher) close() {
-	if f.c != nil {
-		f.c.Close()
-		f.c, f.cfg = nil, nil
+	if f.r != nil {
+		f.r.Close()
+		f.r = nil
 	}
-}
-
-// dialSource connects and binds to the first server of the source that
-// answers. The password is only put on the wire, never in an error.
-func dialSource(cfg lang.SourceConfig) (*ldap.Conn, error) {
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	base := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // only when the script says insecure
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("source ca file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("source ca file %s: no PEM certificate in it", cfg.CAFile)
-		}
-		base.RootCAs = pool
-	}
-	var errs []error
-	for _, u := range cfg.URLs {
-		tc := base.Clone()
-		if pu, err := url.Parse(u); err == nil {
-			tc.ServerName = pu.Hostname()
-		}
-		c, err := ldap.DialURL(u, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(tc))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u, err))
-			continue
-		}
-		c.SetTimeout(timeout)
-		if cfg.StartTLS {
-			if err := c.StartTLS(tc); err != nil {
-				c.Close()
-				errs = append(errs, fmt.Errorf("%s: starttls: %w", u, err))
-				continue
-			}
-		}
-		if cfg.BindDN != "" {
-			if err := c.Bind(cfg.BindDN, cfg.Password.Reveal()); err != nil {
-				c.Close()
-				return nil, fmt.Errorf("%s: bind as %s: %w", u, cfg.BindDN, err)
-			}
-		}
-		return c, nil
-	}
-	return nil, errors.Join(errs...)
 }
 
 // Fetch reads the entry at dn.
 func (f *ldapFetcher) Fetch(dn string) (*lang.Entry, error) {
-	c, err := f.conn()
+	r, err := f.reader()
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", fetchAttrs, nil))
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) || err == nil && len(res.Entries) == 0 {
+	e, err := r.Entry(context.Background(), dn)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
 		return nil, fmt.Errorf("no entry at %s", dn)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return toLangEntry(res.Entries[0]), nil
+	return e, nil
 }
 
-// Search reads the entries filter finds under the source's base DNs, at
-// most maxSearchEntries.
+// Search reads the entries filter finds under the source's base DNs (the
+// server's naming context when it names none), at most maxSearchEntries.
 func (f *ldapFetcher) Search(filter string) ([]*lang.Entry, error) {
-	if _, err := ldap.CompileFilter(filter); err != nil {
-		return nil, fmt.Errorf("filter %s: %w", filter, err)
-	}
-	c, err := f.conn()
+	r, err := f.reader()
 	if err != nil {
 		return nil, err
 	}
-	bases := f.cfg.Base
-	if len(bases) == 0 {
-		return nil, errors.New("the pipe's source names no base DN to search: :fetch DN reads one entry")
-	}
-	var out []*lang.Entry
-	for _, b := range bases {
-		res, err := c.Search(ldap.NewSearchRequest(b, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, maxSearchEntries-len(out), 0, false,
-			filter, fetchAttrs, nil))
-		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
-			return nil, err
-		}
-		for _, e := range res.Entries {
-			out = append(out, toLangEntry(e))
-		}
-		if len(out) >= maxSearchEntries {
-			break
-		}
-	}
-	return out, nil
-}
-
-// toLangEntry keeps attribute values as raw bytes (objectGUID), as the
-// sources do.
-func toLangEntry(e *ldap.Entry) *lang.Entry {
-	attrs := make([]lang.Attr, 0, len(e.Attributes))
-	for _, a := range e.Attributes {
-		vals := make([]string, len(a.ByteValues))
-		for i, v := range a.ByteValues {
-			vals[i] = string(v)
-		}
-		attrs = append(attrs, lang.Attr{Name: a.Name, Values: vals})
-	}
-	return lang.NewEntry(e.DN, attrs)
+	return r.Search(context.Background(), "", filter, maxSearchEntries)
 }

@@ -98,22 +98,13 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Source: src, Workers: *workers, Log: log}
-	if p.Source.Kind == "ldif" {
-		// References (group members) are resolved against the file's final
-		// state: which entries exist, and which class takes each.
-		f, err := os.Open(p.Source.File)
-		if err != nil {
-			fmt.Fprintf(stderr, "scimsync run: %v\n", err)
-			return exitFail
-		}
-		_, dir, err := source.ReadLDIF(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(stderr, "scimsync run: %s:%v\n", p.Source.File, err)
-			return exitFail
-		}
-		r.Entry = func(_ context.Context, dn string) (*lang.Entry, error) { return dir.Get(dn), nil }
+	entry, closeEntry, err := sourceEntries(ctx, p, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitFail
 	}
+	defer closeEntry()
+	r.Entry = entry
 	began := time.Now()
 	err = r.Run(ctx)
 	log.Info("stopped", "applied", r.Stats.Applied.Load(), "unchanged", r.Stats.Unchanged.Load(),
@@ -281,7 +272,15 @@ func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
 		return exitFail
 	}
-	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Log: newLogger(stderr, slog.LevelInfo)}
+	log := newLogger(stderr, slog.LevelInfo)
+	entry, closeEntry, err := sourceEntries(context.Background(), p, log)
+	if err != nil {
+		// references the id map does not know then fail again, for later
+		log.Warn("cannot read the source's entries: references to entries not synced yet stay unresolved", "error", err.Error())
+		entry, closeEntry = nil, func() {}
+	}
+	defer closeEntry()
+	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Log: log, Entry: entry}
 	okN, failedN, err := r.RetryParked(context.Background())
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync failed retry: %v\n", err)
@@ -292,4 +291,35 @@ func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// sourceEntries returns how `run` and `failed retry` read the entries that
+// references (group members, managers) name and that the id map does not
+// know: an LDIF source's file in its final state, or the source's
+// directory, read through a source.Reader (entries outside the source's
+// bases are left out). Each entry's class then says whether it is in scope,
+// and its lookup finds it in SCIM. Call the returned func when done.
+func sourceEntries(ctx context.Context, p *lang.Pipe, log *slog.Logger) (func(context.Context, string) (*lang.Entry, error), func(), error) {
+	if p.Source.Kind == "ldif" {
+		f, err := os.Open(p.Source.File)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, dir, err := source.ReadLDIF(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s:%v", p.Source.File, err)
+		}
+		return func(_ context.Context, dn string) (*lang.Entry, error) { return dir.Get(dn), nil }, func() {}, nil
+	}
+	rd, err := source.OpenReader(ctx, p.Source, source.Options{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(ctx context.Context, dn string) (*lang.Entry, error) {
+		if !rd.InScope(dn) {
+			return nil, nil
+		}
+		return rd.Entry(ctx, dn)
+	}, func() { rd.Close() }, nil
 }

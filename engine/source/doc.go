@@ -20,6 +20,7 @@
 //
 // Open picks the kind from the script's source block; StartPoint gives the
 // Position for `scimsync set-startpoint`. conn.go dials (ldap://, ldaps://,
-// StartTLS, failover over the URLs, reconnect with backoff). Values read
-// from the directory are never logged.
+// StartTLS, failover over the URLs, reconnect with backoff); fetch.go's
+// Reader reads entries by DN or filter for the engine (references) and the
+// REPL. Values read from the directory are never logged.
 package source
