@@ -23,7 +23,7 @@ type changeJSON struct {
 func EncodeChange(ch *lang.Change) ([]byte, error) {
 	j := changeJSON{Type: ch.Type.String(), DN: ch.DN, OldDN: ch.OldDN, Changed: ch.Changed}
 	for _, a := range ch.Entry.Attrs() {
-		if isSecretAttr(a.Name) {
+		if lang.IsSecretAttribute(a.Name) {
 			continue
 		}
 		j.Attrs = append(j.Attrs, a)
@@ -42,21 +42,4 @@ func DecodeChange(data []byte) (*lang.Change, error) {
 		return nil, fmt.Errorf("parked change: unknown change type %q", j.Type)
 	}
 	return &lang.Change{Type: t, DN: j.DN, OldDN: j.OldDN, Changed: j.Changed, Entry: lang.NewEntry(j.DN, j.Attrs)}, nil
-}
-
-// secretAttrs are LDAP attributes whose values never leave the process:
-// not in logs, not in the state store.
-var secretAttrs = map[string]bool{
-	"userpassword": true, "unicodepwd": true, "authpassword": true, "sambantpassword": true,
-	"sambalmpassword": true, "ds-changelog-encrypted-password": true, "clearpassword": true,
-}
-
-func isSecretAttr(name string) bool {
-	b := []byte(name)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return secretAttrs[string(b)]
 }

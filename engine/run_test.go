@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -195,5 +196,51 @@ func TestEncodeChangeDropsPasswords(t *testing.T) {
 	back, err := DecodeChange(data)
 	if err != nil || back.Entry.First("mail") != "a@x" || back.Type != lang.Modify || len(back.Changed) != 2 {
 		t.Fatalf("round trip: %+v %v", back, err)
+	}
+}
+
+// TestRunNeverLogsPasswords: password values in the changes (as changelogs
+// carry them, OpenLDAP's accesslog even in clear) reach neither the log nor
+// the failed-changes record.
+func TestRunNeverLogsPasswords(t *testing.T) {
+	f := newFixture(t, "patch", "delete")
+	p := scimtest.Unique("pw")
+	const secret = "S3cret-Passw0rd-Value"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pw.ldif")
+	text := fmt.Sprintf("dn: uid=%s-ok,ou=People,dc=example,dc=com\nuid: %s-ok\nentryUUID: uuid-%s-ok\ncn: OK\nuserPassword: %s\n\n", p, p, p, secret) +
+		fmt.Sprintf("dn: uid=%s-ok,ou=People,dc=example,dc=com\nchangetype: modify\nreplace: userPassword\nuserPassword: %s-2\n-\n\n", p, secret) +
+		fmt.Sprintf("dn: uid=%s-bad,ou=People,dc=example,dc=com\ncn: no lookup value\nuserPassword: %s\n\n", p, secret)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(dir, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src, err := source.OpenLDIFFile(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var logs strings.Builder
+	r := &Runner{Pipe: f.pipe, Dest: f.dest, Store: st, Source: src, Workers: 2,
+		Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r.Stats.Parked.Load() != 1 || r.Stats.Applied.Load()+r.Stats.Unchanged.Load() != 2 {
+		t.Fatalf("stats: applied %d, unchanged %d, parked %d\n%s", r.Stats.Applied.Load(), r.Stats.Unchanged.Load(), r.Stats.Parked.Load(), logs.String())
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("a password value reached the log:\n%s", logs.String())
+	}
+	parked, err := st.ListParked()
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("parked: %v %v", parked, err)
+	}
+	if data, _ := json.Marshal(parked[0]); strings.Contains(string(data), secret) {
+		t.Errorf("a password value reached the failed-changes record: %s", data)
 	}
 }

@@ -57,3 +57,17 @@ var changeVars = []struct{ name, doc string }{
 	{"changeType", `"add", "modify", "delete" or "modrdn"; resync reports "add"`},
 	{"changed", "the names of the attributes a modify changed, as the source reported them"},
 }
+
+// secretAttributes hold passwords: their values never leave the process —
+// not in logs, not in error messages, not in the state store.
+var secretAttributes = map[string]bool{
+	"userpassword": true, "unicodepwd": true, "authpassword": true, "sambantpassword": true,
+	"sambalmpassword": true, "ds-changelog-encrypted-password": true, "clearpassword": true,
+	"unhashed#user#password": true,
+}
+
+// IsSecretAttribute reports whether an LDAP attribute holds passwords
+// (userPassword, unicodePwd, authPassword, …), matched case-insensitively.
+func IsSecretAttribute(name string) bool {
+	return secretAttributes[lowerASCII(name)]
+}

@@ -545,7 +545,11 @@ func (c *compiler) expression(t exprText, what string, w want) *expression {
 		c.errorf(t.off, len([]rune(t.text)), "%s: want %s, got %s", what, bad, exprTypeName(typ))
 		return nil
 	}
-	return &expression{prog: prog, text: t, pos: c.src.Pos(t.off), what: what}
+	e := &expression{prog: prog, text: t, pos: c.src.Pos(t.off), what: what}
+	for a := range v.used {
+		e.secret = e.secret || IsSecretAttribute(a)
+	}
+	return e
 }
 
 // exprTypeName names an expression's static type the way a script writer

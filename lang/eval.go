@@ -165,6 +165,9 @@ func (ev *Evaluator) evalError(e *expression, err error) *EvalError {
 		ee.Msg = fe.Message
 		ee.Pos = ev.p.src.Pos(e.text.off + runeOffsetToByte(e.text.text, fe.From))
 	}
+	if e.secret {
+		ee.Msg = "the expression failed (the message is withheld: the expression reads a password attribute, whose values are never shown)"
+	}
 	if strings.Contains(ee.Msg, "<nil>") {
 		ee.Msg += " (an attribute it reads has no value here: give a default with ??, e.g. first(cn) ?? \"\")"
 	}

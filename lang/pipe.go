@@ -202,6 +202,9 @@ type expression struct {
 	text exprText
 	pos  Pos
 	what string // what it computes, for runtime errors: "when", "lookup", "userName"
+	// secret: the expression reads a password attribute, so its runtime
+	// errors, which may quote values, are not shown.
+	secret bool
 }
 
 // Script returns the script this pipe was loaded from.
