@@ -492,3 +492,76 @@ func TestRunStopFinishesReferences(t *testing.T) {
 		t.Errorf("members %v, want [%s]", m, uid)
 	}
 }
+
+// TestRunLDAPGroupsAndScope: against slapd (syncrepl) with the shipped
+// pipe, in real time: a nested group is a member of type Group; removing
+// a member is one PATCH with one operation; a user moved out of ou=People
+// (out of its class's base) loses its SCIM resource (onLeave defaults to
+// delete) and leaves the group.
+func TestRunLDAPGroupsAndScope(t *testing.T) {
+	shared := ldaptest.OpenLDAP(t)
+	c := shared.Dial(t)
+	prefix := scimtest.Unique("gs")
+	srv := ldapSubtree(t, shared, c, prefix)
+	r := startLDAPRun(t, "openldap-to-scim.pipe", srv)
+	r.start()
+	aDN := srv.AddUser(t, c, prefix+"-a", nil)
+	bDN := srv.AddUser(t, c, prefix+"-b", nil)
+	aID := r.user(prefix+"-a", nil).Get("id").Str
+	bID := r.user(prefix+"-b", nil).Get("id").Str
+	addGroup := func(name string, members ...string) string {
+		dn := "cn=" + name + ",ou=Groups," + srv.Base
+		req := ldap.NewAddRequest(dn, nil)
+		req.Attribute("objectClass", []string{"top", "groupOfNames"})
+		req.Attribute("cn", []string{name})
+		req.Attribute("member", members)
+		if err := c.Add(req); err != nil {
+			t.Fatal(err)
+		}
+		return dn
+	}
+	innerDN := addGroup(prefix+"-inner", bDN)
+	innerID := r.group(prefix+"-inner", bID).Get("id").Str
+	outerDN := addGroup(prefix+"-outer", aDN, innerDN)
+	outer := r.group(prefix+"-outer", aID, innerID)
+	for _, m := range outer.Get("members").Array() {
+		if m.Get("value").Str == innerID && m.Get("type").Str != "Group" {
+			t.Errorf("the nested group is a member of type %q, want Group", m.Get("type").Str)
+		}
+	}
+	outerID := outer.Get("id").Str
+
+	seq := r.lastSeq()
+	ldapModify(t, c, outerDN, func(m *ldap.ModifyRequest) { m.Delete("member", []string{innerDN}) })
+	r.group(prefix+"-outer", aID)
+	time.Sleep(300 * time.Millisecond)
+	w := r.writesSince(seq)
+	if len(w) != 1 || w[0] != "PATCH /Groups/"+outerID {
+		t.Fatalf("removing a member sent %q, want one PATCH /Groups/%s", w, outerID)
+	}
+	var ops int
+	for _, req := range r.env.Requests(t, r.ua) {
+		if req.Seq > seq && req.Method == http.MethodPatch {
+			ops = len(gjson.GetBytes(req.Body, "Operations").Array())
+		}
+	}
+	if ops != 1 {
+		t.Errorf("the PATCH has %d operations, want 1", ops)
+	}
+
+	// a out of ou=People: out of the people class's base.
+	elsewhere := "ou=Elsewhere," + srv.Base
+	ou := ldap.NewAddRequest(elsewhere, nil)
+	ou.Attribute("objectClass", []string{"top", "organizationalUnit"})
+	ou.Attribute("ou", []string{"Elsewhere"})
+	if err := c.Add(ou); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(aDN, "uid="+prefix+"-a", true, elsewhere)); err != nil {
+		t.Fatal(err)
+	}
+	r.gone("/Users/" + aID)
+	if n := r.runner.Stats.Parked.Load(); n != 0 {
+		t.Errorf("%d changes parked", n)
+	}
+}
