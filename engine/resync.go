@@ -47,8 +47,9 @@ type ResyncOptions struct {
 	Refs    lang.Resolver
 	// Failed is called for each entry that failed, with the error.
 	Failed func(dn string, err error)
-	// Applied is called for each entry applied (not for failures).
-	Applied func(dn string, a Applied)
+	// Applied is called for each entry applied (not for failures), with
+	// the class that took it: resync fills the id map from it.
+	Applied func(e *lang.Entry, class string, a Applied)
 	// Stats, when set (made by NewStats before Resync starts), is filled as
 	// the resync goes, for progress reports.
 	Stats *Stats
@@ -117,7 +118,11 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 					}
 					st.count(a.Outcome)
 					if opts.Applied != nil {
-						opts.Applied(e.DN, a)
+						class := ""
+						if res.Class != nil {
+							class = res.Class.Name
+						}
+						opts.Applied(e, class, a)
 					}
 				}
 			}()

@@ -21,13 +21,16 @@ import (
 	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/source"
+	"github.com/scimsync/scimsync/engine/state"
 	"github.com/scimsync/scimsync/lang"
 )
 
 func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("resync", "[PIPE]", stderr)
 	dryRun := fs.Bool("dry-run", false, "send nothing: print each request that would be sent, then the summary")
+	stateDir := stateDirFlag(fs)
 	dnFile := fs.String("dn-file", "", "resync only the DNs listed in this file (dn: lines; the --failed-dns format)")
+	filterFlag := fs.String("filter", "", "resync only the entries that match this LDAP filter (RFC 4515), e.g. '(departmentNumber=42)'")
 	failedFile := fs.String("failed-dns", "", "write the DNs that failed to this file, in the --dn-file format")
 	rate := fs.Float64("rate", 0, "at most this many requests per second (0: no limit)")
 	rateFile := fs.String("rate-file", "", "a file holding the rate limit, re-read every second while running")
@@ -59,45 +62,70 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitFail
 	}
-	if p.Source.Kind != "ldif" {
-		fmt.Fprintf(stderr, "scimsync resync: reading a %s source is not built yet; resync reads ldif sources for now\n", p.Source.Kind)
-		return exitFail
+	filter := strings.TrimSpace(*filterFlag)
+	if _, err := engine.SearchFilter(filter); err != nil {
+		fmt.Fprintf(stderr, "scimsync resync: --filter: %v\n", err)
+		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// The source: the LDIF file, applied in order.
-	f, err := openFile(opts, p.Source.File)
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
-		return exitFail
-	}
-	_, dir, err := source.ReadLDIF(f)
-	f.Close()
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync resync: %s:%v\n", p.Source.File, err)
-		return exitFail
-	}
-	entries := &engine.DirectoryEntries{Dir: dir}
+	// --dn-file: only the listed entries.
+	var dns []string
 	if *dnFile != "" {
 		df, err := os.Open(*dnFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
 			return exitFail
 		}
-		entries.DNs, err = engine.ReadDNFile(df)
+		dns, err = engine.ReadDNFile(df)
 		df.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "scimsync resync: %s: %v\n", *dnFile, err)
 			return exitFail
 		}
-		if entries.DNs == nil {
-			entries.DNs = []string{}
+		if dns == nil {
+			dns = []string{}
 		}
 	}
 
+	// The source: an LDIF file read into memory and applied in order, or
+	// the directory itself, searched page by page.
+	var entries engine.Entries
+	if p.Source.Kind == "ldif" {
+		f, err := openFile(opts, p.Source.File)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+			return exitFail
+		}
+		_, dir, err := source.ReadLDIF(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: %s:%v\n", p.Source.File, err)
+			return exitFail
+		}
+		entries = &engine.DirectoryEntries{Dir: dir, DNs: dns}
+		if filter != "" {
+			match, err := engine.MatchFilter(filter)
+			if err != nil {
+				fmt.Fprintf(stderr, "scimsync resync: --filter: %v\n", err)
+				return exitUsage
+			}
+			entries = &engine.FilteredEntries{Src: entries, Match: match}
+		}
+	} else {
+		le, err := engine.NewLDAPEntries(ctx, p, engine.LDAPOptions{Filter: filter, DNs: dns, Logger: logger,
+			Source: source.Options{Logger: logger}})
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: the %s source: %v\n", p.Source.Kind, err)
+			return exitFail
+		}
+		defer le.Close()
+		entries = le
+	}
+
 	// The destination.
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	client, err := scim.NewClient(p.SCIM, scim.WithLogger(logger))
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
@@ -144,7 +172,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	refs := &engine.RefResolver{Ctx: ctx, Pipe: p, Dest: dest, Mode: lang.Resync, Placeholder: *dryRun,
-		Entry: func(dn string) (*lang.Entry, error) { return dir.Get(dn), nil }}
+		Entry: entries.Get}
 
 	var failedW io.Writer
 	if *failedFile != "" {
@@ -172,6 +200,31 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				_ = engine.WriteDN(failedW, dn, err.Error())
 			}
 		},
+	}
+	if !*dryRun {
+		// The id map: what each entry became, so that a later run finds
+		// renamed and deleted entries' resources.
+		store, err := openState(*stateDir, p)
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+			return exitFail
+		}
+		defer store.Close()
+		ropts.Applied = func(e *lang.Entry, class string, a engine.Applied) {
+			if a.ID == "" || a.Endpoint == nil {
+				return
+			}
+			key := source.Identity(e, p.Source)
+			if key == "" {
+				key = "dn:" + source.NormalizeDN(e.DN)
+			}
+			m := state.Mapping{Endpoint: a.Endpoint.Name, SCIMID: a.ID, DN: e.DN, Class: class}
+			if err := store.Put(key, m); err != nil {
+				outMu.Lock()
+				fmt.Fprintf(stderr, "scimsync resync: saving the id map: %v\n", err)
+				outMu.Unlock()
+			}
+		}
 	}
 	done := make(chan struct{})
 	var st *engine.Stats

@@ -231,3 +231,58 @@ func TestParseRewind(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncFillsIDMap: resync records what each entry became, so a later
+// run finds a renamed entry's resource by the id map (its new uid would not
+// find it by the lookup filter) instead of creating another.
+func TestResyncFillsIDMap(t *testing.T) {
+	env := scimtest.Server(t)
+	t.Setenv("SCIM_URL", env.URL)
+	t.Setenv("SCIM_TOKEN", env.Token)
+	dir := t.TempDir()
+	prefix := scimtest.Unique("idm")
+	ldifPath := filepath.Join(dir, "s.ldif")
+	pipePath := filepath.Join(dir, "s.pipe")
+	must(t, os.WriteFile(ldifPath, []byte(fmt.Sprintf("dn: uid=%s-a,ou=People,dc=example,dc=com\nuid: %s-a\ncn: A\n\n", prefix, prefix)), 0o644))
+	must(t, os.WriteFile(pipePath, []byte(fmt.Sprintf(runPipe, ldifPath)), 0o644))
+	state := filepath.Join(dir, "state")
+	if code, _, stderr := runCLI(t, "set-startpoint", "--end", "--state-dir", state, pipePath); code != 0 {
+		t.Fatalf("set-startpoint: %s", stderr)
+	}
+	if code, _, stderr := runCLI(t, "resync", "--state-dir", state, pipePath); code != 0 || !strings.Contains(stderr, "1 created") {
+		t.Fatalf("resync: %d %s", code, stderr)
+	}
+	c, err := scim.NewClient(scim.Config{URL: env.URL, Auth: scim.AuthBearer, Token: secret.New(env.Token)})
+	must(t, err)
+	found, _, err := c.Search(context.Background(), "/Users", `userName eq "`+prefix+`-a"`, false)
+	must(t, err)
+	if len(found) != 1 {
+		t.Fatalf("resync made %d users", len(found))
+	}
+	id := gjson.GetBytes(found[0], "id").Str
+	f, err := os.OpenFile(ldifPath, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	fmt.Fprintf(f, "dn: uid=%s-a,ou=People,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=%s-renamed\ndeleteoldrdn: 1\n\n", prefix, prefix)
+	f.Close()
+	if code, _, stderr := runCLI(t, "run", "--once", "--state-dir", state, pipePath); code != 0 {
+		t.Fatalf("run: %s", stderr)
+	}
+	found, _, err = c.Search(context.Background(), "/Users", `userName eq "`+prefix+`-renamed"`, false)
+	must(t, err)
+	if len(found) != 1 || gjson.GetBytes(found[0], "id").Str != id {
+		t.Fatalf("after the rename: %d users, want the resync's %s renamed", len(found), id)
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Commands that keep state write under XDG_STATE_HOME: never the
+	// user's own during tests.
+	dir, err := os.MkdirTemp("", "scimsync-state")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
