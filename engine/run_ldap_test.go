@@ -231,43 +231,6 @@ func (r *ldapRun) writesSince(seq int) []string {
 	return out
 }
 
-// ldapSubtree makes ou=NAME under the server's base, with ou=People and
-// ou=Groups in it, and returns the server with that subtree as its Base
-// (what LDAP_BASE then names). Everything under it is deleted when the test
-// ends.
-func ldapSubtree(t *testing.T, srv ldaptest.Server, c *ldap.Conn, name string) ldaptest.Server {
-	t.Helper()
-	base := "ou=" + name + "," + srv.Base
-	for _, ou := range []string{name, "People", "Groups"} {
-		dn := base
-		if ou != name {
-			dn = "ou=" + ou + "," + base
-		}
-		req := ldap.NewAddRequest(dn, nil)
-		req.Attribute("objectClass", []string{"top", "organizationalUnit"})
-		req.Attribute("ou", []string{ou})
-		if err := c.Add(req); err != nil {
-			t.Fatalf("add %s: %v", dn, err)
-		}
-	}
-	t.Cleanup(func() {
-		res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			"(objectClass=*)", []string{"1.1"}, nil))
-		if err != nil {
-			t.Logf("cleaning %s up: %v", base, err)
-			return
-		}
-		// children first: an entry's DN is longer than its parent's
-		slices.SortFunc(res.Entries, func(a, b *ldap.Entry) int { return len(b.DN) - len(a.DN) })
-		for _, e := range res.Entries {
-			_ = c.Del(ldap.NewDelRequest(e.DN, nil))
-		}
-	})
-	sub := srv
-	sub.Base = base
-	return sub
-}
-
 func ldapModify(t *testing.T, c *ldap.Conn, dn string, f func(*ldap.ModifyRequest)) {
 	t.Helper()
 	m := ldap.NewModifyRequest(dn, nil)
@@ -306,7 +269,7 @@ func TestRunLDAPLifecycle(t *testing.T) {
 			prefix := scimtest.Unique("rl")
 			// LDAP_BASE is a subtree of this test's: the run sees only the
 			// changes made there, not those of tests running beside it
-			srv := ldapSubtree(t, shared, c, prefix)
+			srv := shared.Subtree(t, c, prefix)
 			add := func(uid string, attrs map[string][]string) string {
 				return srv.AddUser(t, c, uid, attrs)
 			}
@@ -503,7 +466,7 @@ func TestRunLDAPGroupsAndScope(t *testing.T) {
 	shared := ldaptest.OpenLDAP(t)
 	c := shared.Dial(t)
 	prefix := scimtest.Unique("gs")
-	srv := ldapSubtree(t, shared, c, prefix)
+	srv := shared.Subtree(t, c, prefix)
 	r := startLDAPRun(t, "openldap-to-scim.pipe", srv)
 	r.start()
 	aDN := srv.AddUser(t, c, prefix+"-a", nil)

@@ -40,6 +40,21 @@ func openState(dir string, p *lang.Pipe) (*state.Store, error) {
 	return state.Open(dir, p.Name)
 }
 
+// loadWithState loads a pipe script and opens its state store, reporting
+// problems to stderr as the command named cmd.
+func loadWithState(cmd, path, stateDir string, stderr io.Writer) (*lang.Pipe, *state.Store, bool) {
+	p, _, ok := loadPipe(path, stderr)
+	if !ok {
+		return nil, nil, false
+	}
+	st, err := openState(stateDir, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync %s: %v\n", cmd, err)
+		return nil, nil, false
+	}
+	return p, st, true
+}
+
 // newLogger logs text on a terminal and JSON otherwise.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
@@ -64,21 +79,16 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scimsync run: name one pipe script")
 		return exitUsage
 	}
-	p, _, ok := loadPipe(fs.Arg(0), stderr)
+	p, st, ok := loadWithState("run", fs.Arg(0), *stateDir, stderr)
 	if !ok {
 		return exitFail
 	}
+	defer st.Close()
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := newLogger(stderr, level)
-	st, err := openState(*stateDir, p)
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
-		return exitFail
-	}
-	defer st.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start, err := st.Checkpoint()
@@ -161,13 +171,8 @@ func runSetStartpoint(args []string, _ io.Reader, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "scimsync set-startpoint: give exactly one of --beginning, --end, --change-number N, --rewind DURATION")
 		return exitUsage
 	}
-	p, _, ok := loadPipe(fs.Arg(0), stderr)
+	p, st, ok := loadWithState("set-startpoint", fs.Arg(0), *stateDir, stderr)
 	if !ok {
-		return exitFail
-	}
-	st, err := openState(*stateDir, p)
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync set-startpoint: %v\n", err)
 		return exitFail
 	}
 	defer st.Close()
@@ -245,13 +250,8 @@ func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync failed %s: name one pipe script\n", verb)
 		return exitUsage
 	}
-	p, _, ok := loadPipe(fs.Arg(0), stderr)
+	p, st, ok := loadWithState("failed", fs.Arg(0), *stateDir, stderr)
 	if !ok {
-		return exitFail
-	}
-	st, err := openState(*stateDir, p)
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
 		return exitFail
 	}
 	defer st.Close()

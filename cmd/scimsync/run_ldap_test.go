@@ -173,42 +173,6 @@ func ldapDo(t *testing.T, what string, err error) {
 	}
 }
 
-// ldapSubtree makes ou=NAME under the server's base, with ou=People and
-// ou=Groups in it, and returns the server with that subtree as its Base:
-// given as LDAP_BASE to a shipped pipe, it makes the run see only this
-// test's changes, not those of the tests running beside it on the shared
-// server. Everything under it is deleted when the test ends.
-func ldapSubtree(t *testing.T, srv ldaptest.Server, c *ldap.Conn, name string) ldaptest.Server {
-	t.Helper()
-	base := "ou=" + name + "," + srv.Base
-	for _, ou := range []string{name, "People", "Groups"} {
-		dn := base
-		if ou != name {
-			dn = "ou=" + ou + "," + base
-		}
-		req := ldap.NewAddRequest(dn, nil)
-		req.Attribute("objectClass", []string{"top", "organizationalUnit"})
-		req.Attribute("ou", []string{ou})
-		ldapDo(t, "add "+dn, c.Add(req))
-	}
-	t.Cleanup(func() {
-		res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			"(objectClass=*)", []string{"1.1"}, nil))
-		if err != nil {
-			t.Logf("cleaning %s up: %v", base, err)
-			return
-		}
-		// children first: an entry's DN is longer than its parent's
-		slices.SortFunc(res.Entries, func(a, b *ldap.Entry) int { return len(b.DN) - len(a.DN) })
-		for _, e := range res.Entries {
-			_ = c.Del(ldap.NewDelRequest(e.DN, nil))
-		}
-	})
-	sub := srv
-	sub.Base = base
-	return sub
-}
-
 // TestRunLDAPStartpoint: after `set-startpoint --end`, `run --once` applies
 // the changes made after it and none made before; a second run applies
 // nothing.
@@ -219,7 +183,7 @@ func TestRunLDAPStartpoint(t *testing.T) {
 			shared := server(t, kind)
 			c := shared.Dial(t)
 			prefix := scimtest.Unique("sp")
-			srv := ldapSubtree(t, shared, c, prefix)
+			srv := shared.Subtree(t, c, prefix)
 			p := newLDAPPipe(t, srv)
 			p.cleanUsers(prefix)
 			ldapAddUser(t, c, srv, prefix+"-before", "before@example.com")
@@ -268,7 +232,7 @@ func TestRunLDAPKill9(t *testing.T) {
 			shared := server(t, kind)
 			c := shared.Dial(t)
 			prefix := scimtest.Unique("k9")
-			srv := ldapSubtree(t, shared, c, prefix)
+			srv := shared.Subtree(t, c, prefix)
 			p := newLDAPPipe(t, srv)
 			p.cleanUsers(prefix)
 			p.mustRun("set-startpoint", "--end")
@@ -552,7 +516,7 @@ func TestFailedRetryReadsReferences(t *testing.T) {
 	env := scimtest.Server(t)
 	c := shared.Dial(t)
 	prefix := scimtest.Unique("fr")
-	srv := ldapSubtree(t, shared, c, prefix)
+	srv := shared.Subtree(t, c, prefix)
 	for k, v := range map[string]string{"LDAP_URL": srv.URL, "LDAP_BASE": srv.Base, "LDAP_BIND_DN": srv.BindDN,
 		"LDAP_BIND_PW": srv.BindPW, "SCIM_URL": env.URL, "SCIM_TOKEN": env.Token, "SCIM_CA_FILE": ""} {
 		t.Setenv(k, v)

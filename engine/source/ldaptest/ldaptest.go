@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,42 @@ func (s Server) AddUser(t testing.TB, c *ldap.Conn, uid string, attrs map[string
 		t.Fatalf("add %s: %v", dn, err)
 	}
 	return dn
+}
+
+// Subtree makes ou=NAME under the server's base, with ou=People and
+// ou=Groups in it, and returns the server with that subtree as its Base:
+// given as LDAP_BASE to a shipped pipe, it makes a run see only this test's
+// changes, not those of the tests running beside it on the shared server.
+// Everything under it is deleted when the test ends.
+func (s Server) Subtree(t testing.TB, c *ldap.Conn, name string) Server {
+	t.Helper()
+	base := "ou=" + name + "," + s.Base
+	for _, ou := range []string{name, "People", "Groups"} {
+		dn := base
+		if ou != name {
+			dn = "ou=" + ou + "," + base
+		}
+		req := ldap.NewAddRequest(dn, nil)
+		req.Attribute("objectClass", []string{"top", "organizationalUnit"})
+		req.Attribute("ou", []string{ou})
+		if err := c.Add(req); err != nil {
+			t.Fatalf("add %s: %v", dn, err)
+		}
+	}
+	t.Cleanup(func() {
+		res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=*)", []string{"1.1"}, nil))
+		if err != nil {
+			t.Logf("cleaning %s up: %v", base, err)
+			return
+		}
+		// children first: an entry's DN is longer than its parent's
+		slices.SortFunc(res.Entries, func(a, b *ldap.Entry) int { return len(b.DN) - len(a.DN) })
+		for _, e := range res.Entries {
+			_ = c.Del(ldap.NewDelRequest(e.DN, nil))
+		}
+	})
+	sub := s
+	sub.Base = base
+	return sub
 }
