@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/scimsync/scimsync/engine/scim"
@@ -14,52 +13,24 @@ import (
 // schemas, then every mapping whose usage includes op in the result's mode,
 // in script order. A mapping that gives nil, "", or an empty list or map is
 // left out: on create the attribute is not sent; on update the diff removes
-// it from the resource (it is in Class.Managed). Values are checked and
-// converted against the target's schema type: LDAP's "TRUE"/"FALSE" become
-// booleans, numeric strings numbers; a list of strings for a multi-valued
-// complex attribute becomes elements {"value": …}. References from ref(…)
-// are resolved through res; a nil res leaves each reference as its DN.
+// it from the resource (it is in Class.Managed). Values are checked against
+// the target's schema type: a value of another type fails the change (the
+// script converts explicitly: toBool, int, string…); a list of strings for a
+// multi-valued complex attribute becomes elements {"value": …}. An element
+// of a filtered path is written only when one of its mapped sub-attributes
+// has a value, and never without its value sub-attribute when that is
+// mapped: the filter's own attributes alone ({"type":"work"}) are no
+// element. References from ref(…) are resolved through res; a nil res
+// leaves each reference as its DN.
 func (r *Result) Resource(op Op, res Resolver) ([]byte, error) {
 	if r.OutOfScope || r.Class == nil {
 		return nil, fmt.Errorf("no resource: the change is out of scope")
 	}
+	if err := r.prepare(op, res); err != nil {
+		return nil, err
+	}
 	cl, e := r.Class, r.Endpoint
 	w := &r.w
-	n := len(cl.Mappings)
-	w.vals = slices.Grow(w.vals[:0], n)[:n]
-	clear(w.vals)
-	w.present = slices.Grow(w.present[:0], n)[:n]
-	clear(w.present)
-	w.skip = w.skip[:0]
-	for i, m := range cl.Mappings {
-		if !m.Usage.Has(op, r.Mode) || i >= len(r.values) || !m.appliesTo(e) {
-			continue
-		}
-		v := r.values[i]
-		if m.isRef {
-			refs, _ := v.(*Refs)
-			var err error
-			if v, err = r.resolve(m, refs, res); err != nil {
-				return nil, err
-			}
-		}
-		if empty(v) {
-			if m.isKey {
-				for len(w.skip) <= m.group {
-					w.skip = append(w.skip, false)
-				}
-				w.skip[m.group] = true // an element without its value is left out
-			}
-			continue
-		}
-		v, err := convert(m, v)
-		if err != nil {
-			return nil, &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: err.Error()}
-		}
-		if !empty(v) {
-			w.vals[i], w.present[i] = v, true
-		}
-	}
 	w.buf = append(w.buf[:0], `{"schemas":[`...)
 	w.buf = appendJSONString(w.buf, e.Schemas[0])
 	// Extensions are listed only when the resource has attributes of theirs.
@@ -76,6 +47,95 @@ func (r *Result) Resource(op Op, res Resolver) ([]byte, error) {
 	w.members(cl.shape.children, false)
 	w.buf = append(w.buf, '}')
 	return append([]byte(nil), w.buf...), nil
+}
+
+// prepare converts the values Resource(op) writes into r.w, and decides
+// which elements of filtered paths are written (w.elem). Result.Managed
+// uses the same decision, so that an element left out of the resource is
+// removed whole from the service's, not emptied down to its filter's
+// attributes.
+func (r *Result) prepare(op Op, res Resolver) error {
+	cl, e := r.Class, r.Endpoint
+	w := &r.w
+	w.ready = false
+	n := len(cl.Mappings)
+	w.vals = slices.Grow(w.vals[:0], n)[:n]
+	clear(w.vals)
+	w.present = slices.Grow(w.present[:0], n)[:n]
+	clear(w.present)
+	w.elem = slices.Grow(w.elem[:0], cl.groups)[:cl.groups]
+	clear(w.elem)
+	skip := slices.Grow(w.skip[:0], cl.groups)[:cl.groups]
+	clear(skip)
+	w.skip = skip
+	for i, m := range cl.Mappings {
+		if !m.Usage.Has(op, r.Mode) || i >= len(r.values) || !m.appliesTo(e) {
+			continue
+		}
+		v := r.values[i]
+		if m.isRef {
+			refs, _ := v.(*Refs)
+			var err error
+			if v, err = r.resolve(m, refs, res); err != nil {
+				return err
+			}
+		}
+		if empty(v) {
+			if m.isKey {
+				skip[m.group] = true // an element without its value is left out
+			}
+			continue
+		}
+		v, err := convert(m, v)
+		if err != nil {
+			return &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: err.Error()}
+		}
+		if s, ok := v.(string); ok && m.password && isHashedPassword(s) {
+			return &EvalError{Pos: m.prog.pos, DN: r.Change.DN, What: m.prog.what, Msg: hashedPasswordMsg}
+		}
+		if empty(v) {
+			if m.isKey {
+				skip[m.group] = true
+			}
+			continue
+		}
+		w.vals[i], w.present[i] = v, true
+		if m.group >= 0 && (m.Target.Sub != "" || hasOwnMembers(v, m.Target.Filter)) {
+			w.elem[m.group] = true
+		}
+	}
+	for g, s := range skip {
+		if s {
+			w.elem[g] = false
+		}
+	}
+	w.ready, w.op = true, op
+	return nil
+}
+
+// hasOwnMembers reports whether a whole element's map has a value beyond
+// the filter's own attributes, which alone make no element.
+func hasOwnMembers(v any, filter []scim.Eq) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, x := range m {
+		if !empty(x) && !inFilter(filter, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// inFilter reports whether name is one of a filter's attributes.
+func inFilter(filter []scim.Eq, name string) bool {
+	for _, eq := range filter {
+		if strings.EqualFold(eq.Attr, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve turns ref(…) into id values: for a multi-valued complex target
@@ -230,23 +290,22 @@ func convert(m *Mapping, v any) (any, error) {
 	return c, nil
 }
 
-// scalar converts one simple value to the attribute's type.
+// scalar checks one simple value of an expression whose static type was
+// unknown at load against the attribute's type, by the rule staticMismatch
+// applies at load: a value of another type fails the change rather than
+// being converted (no int 2 sent as "2", no string "TRUE" taken for true).
+// The one leeway is for numbers: an integer attribute takes a float64 with
+// no fraction, since JSON numbers (parseJSON) are float64.
 func scalar(a *scim.Attribute, v any) (any, error) {
 	switch a.Type {
 	case "boolean":
-		switch x := v.(type) {
-		case bool:
+		if _, ok := v.(bool); ok {
 			return v, nil
-		case string:
-			switch strings.ToLower(x) {
-			case "true":
-				return true, nil
-			case "false":
-				return false, nil
-			}
-			return nil, fmt.Errorf("want a boolean; the string is not TRUE or FALSE")
 		}
-		return nil, fmt.Errorf("want a boolean, got %s", typeName(v))
+		if _, ok := v.(string); ok {
+			return nil, fmt.Errorf(`want a boolean, got a string; convert it: toBool(…) for an LDAP Boolean ("TRUE"/"FALSE"), or a comparison`)
+		}
+		return nil, fmt.Errorf("want a boolean, got a %s", typeName(v))
 	case "integer":
 		switch x := v.(type) {
 		case int:
@@ -254,39 +313,30 @@ func scalar(a *scim.Attribute, v any) (any, error) {
 		case int64:
 			return x, nil
 		case float64:
-			if x == math.Trunc(x) {
+			if x == math.Trunc(x) && !math.IsInf(x, 0) {
 				return int64(x), nil
 			}
+			return nil, fmt.Errorf("want an integer, got a number with a fraction")
 		case string:
-			if n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64); err == nil {
-				return n, nil
-			}
-			return nil, fmt.Errorf("want an integer; the string is not one")
+			return nil, fmt.Errorf("want an integer, got a string; convert it with int(…)")
 		}
-		return nil, fmt.Errorf("want an integer, got %s", typeName(v))
+		return nil, fmt.Errorf("want an integer, got a %s", typeName(v))
 	case "decimal":
 		switch x := v.(type) {
 		case int, int64, float64:
 			return x, nil
 		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
-				return f, nil
-			}
-			return nil, fmt.Errorf("want a number; the string is not one")
+			return nil, fmt.Errorf("want a decimal number, got a string; convert it with float(…)")
 		}
-		return nil, fmt.Errorf("want a number, got %s", typeName(v))
+		return nil, fmt.Errorf("want a decimal number, got a %s", typeName(v))
 	default: // string, reference, dateTime, binary
-		switch x := v.(type) {
+		switch v.(type) {
 		case string:
 			return v, nil // the same interface value: no new allocation
-		case int:
-			return strconv.Itoa(x), nil
-		case int64:
-			return strconv.FormatInt(x, 10), nil
-		case float64:
-			return strconv.FormatFloat(x, 'f', -1, 64), nil
+		case int, int64, float64:
+			return nil, fmt.Errorf("want a %s, got a %s; convert it with string(…)", a.Type, typeName(v))
 		}
-		return nil, fmt.Errorf("want a string, got %s", typeName(v))
+		return nil, fmt.Errorf("want a %s, got a %s", a.Type, typeName(v))
 	}
 }
 

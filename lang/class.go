@@ -64,6 +64,7 @@ func (c *compiler) class(b *block) {
 	if len(maps) > 0 {
 		c.mappings(cl, maps[0])
 	}
+	cl.reads = classReads(c.p, cl)
 	c.p.Classes = append(c.p.Classes, cl)
 }
 
@@ -143,12 +144,21 @@ func (c *compiler) mappings(cl *Class, b *block) {
 			c.errorf(m.expr.off, len([]rune(m.expr.text)), "%s: %s", m.target, msg)
 			continue
 		}
+		if mp.password = isPasswordTarget(path); mp.password {
+			if attr, ok := hashOnly(mp.prog.prog.Node()); ok {
+				d := c.warnf(m.expr.off, len([]rune(m.expr.text)), "%s: the expression gives %s values as the directory stores them, "+
+					"hashed ({SSHA}…, {PBKDF2-SHA512}…); a hashed value is never sent as password, so each change that carries one fails",
+					m.target, c.spelling(attr))
+				d.Hint = "map a clear-text source of the password, or leave password out"
+			}
+		}
 		cl.Mappings = append(cl.Mappings, mp)
 	}
 	core := ""
 	if len(eps) == 1 && len(eps[0].Schemas) > 0 {
 		core = eps[0].Schemas[0]
 	}
+	cl.groups = len(groups)
 	cl.shape = buildShape(cl, core)
 	for op := Create; op <= Update; op++ {
 		for mode := Realtime; mode <= Resync; mode++ {
@@ -161,6 +171,17 @@ func (c *compiler) mappings(cl *Class, b *block) {
 			cl.managed[uint(op)*2+uint(mode)] = ps
 		}
 	}
+}
+
+// spelling returns an attribute's documented spelling (userPassword) for its
+// lower-case name.
+func (c *compiler) spelling(lc string) string {
+	for _, a := range c.spelled {
+		if strings.EqualFold(a, lc) {
+			return a
+		}
+	}
+	return lc
 }
 
 // lastDiagAt reports whether the newest diagnostic is inside a target.
@@ -250,7 +271,13 @@ func (c *compiler) resolveTarget(m *mapping, path scim.Path, eps []*Endpoint) (a
 }
 
 // staticMismatch compares an expression's static type with the target's
-// schema and returns a message when they cannot fit.
+// schema type (RFC 7643 §2.3) and returns a message when no value of that
+// type can be one of the target's: a string is not a boolean nor a number,
+// a number is not a string. Such a mapping is a load error rather than a
+// conversion guessed at run time, so that `displayName = len(mail)` cannot
+// send "2"; the script converts explicitly (string(x), int(x), float(x),
+// toBool(x), a comparison). An expression of unknown static type (any) is
+// checked at run time, value by value, by the same rule (see scalar).
 func staticMismatch(mp *Mapping, typ reflect.Type) string {
 	a := mp.attr
 	if a == nil || typ == nil || typ.Kind() == reflect.Interface {
@@ -271,26 +298,73 @@ func staticMismatch(mp *Mapping, typ reflect.Type) string {
 		return fmt.Sprintf("%s is single-valued, but the expression gives %s; pick one value, e.g. with first(…)", mp.Target, exprTypeName(typ))
 	}
 	if list {
+		// A multi-valued attribute from a list: each element must fit.
+		el := typ.Elem()
+		if el.Kind() == reflect.Interface {
+			return ""
+		}
+		if a.Type == "complex" {
+			if el.Kind() != reflect.Map && el.Kind() != reflect.String {
+				return fmt.Sprintf("%s elements are complex: want maps or strings, but the expression gives a list of %s", mp.Target, exprTypeName(el))
+			}
+			return ""
+		}
+		if msg := scalarMismatch(a, el); msg != "" {
+			return fmt.Sprintf("%s elements are %s, but the expression gives a list of %s", mp.Target, msg, exprTypeName(el))
+		}
 		return ""
 	}
-	k := typ.Kind()
-	switch a.Type {
-	case "boolean":
-		if k != reflect.Bool && k != reflect.String {
-			return fmt.Sprintf("%s is a boolean, but the expression gives %s", mp.Target, exprTypeName(typ))
-		}
-	case "string", "reference", "dateTime", "binary":
-		if k == reflect.Bool || k == reflect.Map {
-			return fmt.Sprintf("%s is a %s, but the expression gives %s", mp.Target, a.Type, exprTypeName(typ))
-		}
-	case "integer", "decimal":
-		if k == reflect.Bool || k == reflect.Map {
-			return fmt.Sprintf("%s is a number (%s), but the expression gives %s", mp.Target, a.Type, exprTypeName(typ))
-		}
-	case "complex":
-		if k != reflect.Map && !(a.MultiValued && whole && k == reflect.String) {
+	if a.Type == "complex" {
+		if typ.Kind() != reflect.Map && !(a.MultiValued && whole && typ.Kind() == reflect.String) {
 			return fmt.Sprintf("%s is complex: map a sub-attribute such as %s.%s, or give a map", mp.Target, mp.Target, firstSub(a))
 		}
+		return ""
+	}
+	if msg := scalarMismatch(a, typ); msg != "" {
+		return fmt.Sprintf("%s is %s, but the expression gives %s%s", mp.Target, msg, exprTypeName(typ), conversionHint(a, typ))
+	}
+	return ""
+}
+
+// scalarMismatch names the schema type of a simple attribute ("a boolean")
+// when a value of static type typ cannot be one of its values, or returns "".
+func scalarMismatch(a *scim.Attribute, typ reflect.Type) string {
+	k := typ.Kind()
+	isInt := k >= reflect.Int && k <= reflect.Uint64
+	isFloat := k == reflect.Float32 || k == reflect.Float64
+	switch a.Type {
+	case "boolean":
+		if k != reflect.Bool {
+			return "a boolean"
+		}
+	case "integer":
+		if !isInt {
+			return "an integer"
+		}
+	case "decimal":
+		if !isInt && !isFloat {
+			return "a decimal number"
+		}
+	case "string", "reference", "dateTime", "binary":
+		if k != reflect.String {
+			return "a " + a.Type
+		}
+	}
+	return ""
+}
+
+// conversionHint suggests the explicit conversion for a mismatch.
+func conversionHint(a *scim.Attribute, typ reflect.Type) string {
+	k := typ.Kind()
+	switch {
+	case a.Type == "boolean" && k == reflect.String:
+		return `; convert it: toBool(…) for an LDAP Boolean ("TRUE"/"FALSE"), or a comparison such as x == "yes"`
+	case a.Type == "integer" && (k == reflect.String || k == reflect.Float32 || k == reflect.Float64):
+		return "; convert it with int(…)"
+	case a.Type == "decimal" && k == reflect.String:
+		return "; convert it with float(…)"
+	case a.Type != "boolean" && a.Type != "integer" && a.Type != "decimal" && k >= reflect.Int && k <= reflect.Float64 && k != reflect.Bool:
+		return "; convert it with string(…)"
 	}
 	return ""
 }

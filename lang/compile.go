@@ -70,9 +70,15 @@ func Load(name, text string, opts LoadOptions) (*Pipe, error) {
 		c.compile(f)
 	}
 	if len(c.diags.List) > 0 {
+		// Warnings go with the errors, so that one check shows everything.
+		c.diags.List = append(c.diags.List, c.warns...)
 		c.diags.Source = c.src
 		c.diags.sort()
 		return nil, &c.diags
+	}
+	if len(c.warns) > 0 {
+		c.p.warnings = &Diagnostics{Source: c.src, List: c.warns}
+		c.p.warnings.sort()
 	}
 	return c.p, nil
 }
@@ -83,6 +89,7 @@ type compiler struct {
 	opts     *LoadOptions
 	p        *Pipe
 	diags    Diagnostics
+	warns    []*Diagnostic // problems that do not stop the load
 	settings []expr.Option // for load-time settings
 
 	known    map[string]string // lower-case attribute name -> itself
@@ -98,6 +105,13 @@ func (c *compiler) add(d *rawDiag) {
 func (c *compiler) errorf(off, n int, format string, args ...any) *Diagnostic {
 	d := &Diagnostic{Pos: c.src.Pos(off), Len: n, Msg: fmt.Sprintf(format, args...)}
 	c.diags.List = append(c.diags.List, d)
+	return d
+}
+
+// warnf records a warning: the script loads, but some changes will fail.
+func (c *compiler) warnf(off, n int, format string, args ...any) *Diagnostic {
+	d := &Diagnostic{Pos: c.src.Pos(off), Len: n, Msg: fmt.Sprintf(format, args...), Warning: true}
+	c.warns = append(c.warns, d)
 	return d
 }
 
@@ -135,9 +149,11 @@ var blockSpecs = map[string]map[string]spec{
 		"timeout":      {kind: kDuration},
 		"maxAttempts":  {kind: kInt},
 		"maxConns":     {kind: kInt},
+		"rate":         {kind: kInt},
 		"query":        {kind: kString, enum: []string{"get", "post"}},
 		"update":       {kind: kString, enum: []string{"patch", "put"}},
 		"maxPatchOps":  {kind: kInt},
+		"patchFilters": {kind: kString, enum: []string{"filter", "replace"}},
 	},
 	"endpoint": {
 		"path":    {kind: kString, required: true},
@@ -370,12 +386,16 @@ func (c *compiler) scimBlock(b *block) {
 	cfg.Timeout, _ = vals["timeout"].(durationT)
 	cfg.MaxAttempts, _ = vals["maxAttempts"].(int)
 	cfg.MaxConns, _ = vals["maxConns"].(int)
+	if n, ok := vals["rate"].(int); ok {
+		cfg.Rate = float64(n)
+	}
 	if q := str("query"); q != "" {
 		c.p.Query = q
 	}
 	if u := str("update"); u != "" {
 		c.p.Update = u
 	}
+	c.p.PatchFilters = str("patchFilters")
 	if n, ok := vals["maxPatchOps"].(int); ok {
 		if n < 1 {
 			c.settingError(b, "maxPatchOps", "maxPatchOps: want 1 or more operations per PATCH request")
@@ -549,6 +569,7 @@ func (c *compiler) expression(t exprText, what string, w want) *expression {
 	for a := range v.used {
 		e.secret = e.secret || IsSecretAttribute(a)
 	}
+	e.reads = readsOf(v)
 	return e
 }
 
@@ -656,6 +677,8 @@ var exprBuiltinNames = strings.Fields(`all none any one filter map find findInde
 type identVisitor struct {
 	c         *compiler
 	used      map[string]bool
+	vars      map[string]bool // change variables read: dn, oldDN, changeType, changed
+	whole     bool            // reads $env: any attribute
 	rewritten map[*ast.IdentifierNode]string
 	unknown   []*ast.IdentifierNode
 	errs      []*rawDiag // offsets relative to the expression
@@ -669,8 +692,18 @@ func (v *identVisitor) Visit(node *ast.Node) {
 	}
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
-		if isChangeVar(n.Value) || v.c.p.Endpoint(n.Value) != nil {
+		if isChangeVar(n.Value) {
+			if v.vars == nil {
+				v.vars = map[string]bool{}
+			}
+			v.vars[n.Value] = true
 			return
+		}
+		if v.c.p.Endpoint(n.Value) != nil {
+			return
+		}
+		if n.Value == "$env" {
+			v.whole = true
 		}
 		if lc, ok := v.c.known[lowerASCII(n.Value)]; ok {
 			v.rewritten[n] = n.Value

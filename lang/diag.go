@@ -19,11 +19,23 @@ type Diagnostic struct {
 	Len  int    // runes to underline; 0 or 1 draws a single caret
 	Msg  string // lowercase, no trailing period
 	Hint string // optional second line, e.g. how to fix it
+	// Warning marks a problem that does not stop the load: the script is
+	// valid, but some changes will fail (see Pipe.Warnings). Both
+	// renderings say "warning: " before the message.
+	Warning bool
+}
+
+// label is the message as rendered, "warning: " first for a warning.
+func (d *Diagnostic) label() string {
+	if d.Warning {
+		return "warning: " + d.Msg
+	}
+	return d.Msg
 }
 
 // Error returns the one-line form.
 func (d *Diagnostic) Error() string {
-	s := fmt.Sprintf("%s:%d:%d: %s", d.Pos.File, d.Pos.Line, d.Pos.Col, d.Msg)
+	s := fmt.Sprintf("%s:%d:%d: %s", d.Pos.File, d.Pos.Line, d.Pos.Col, d.label())
 	if d.Hint != "" {
 		s += " (" + d.Hint + ")"
 	}
@@ -33,7 +45,7 @@ func (d *Diagnostic) Error() string {
 // Render writes the one-line form, then the source line with a caret under
 // the position, in the gutter style of Rust and Alloy.
 func (d *Diagnostic) Render(w io.Writer, src *Source) {
-	fmt.Fprintf(w, "%s:%d:%d: %s\n", d.Pos.File, d.Pos.Line, d.Pos.Col, d.Msg)
+	fmt.Fprintf(w, "%s:%d:%d: %s\n", d.Pos.File, d.Pos.Line, d.Pos.Col, d.label())
 	if src == nil || d.Pos.Line < 1 {
 		if d.Hint != "" {
 			fmt.Fprintf(w, "  = hint: %s\n", d.Hint)
@@ -81,17 +93,37 @@ func (ds *Diagnostics) Error() string {
 	return b.String()
 }
 
-// Render writes every diagnostic with its source line and caret, and a count.
+// Render writes every diagnostic with its source line and caret, and a count
+// when there is more than one.
 func (ds *Diagnostics) Render(w io.Writer) {
+	warnings := 0
 	for i, d := range ds.List {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
 		d.Render(w, ds.Source)
+		if d.Warning {
+			warnings++
+		}
 	}
 	if n := len(ds.List); n > 1 {
-		fmt.Fprintf(w, "\n%d errors\n", n)
+		errs := n - warnings
+		switch {
+		case warnings == 0:
+			fmt.Fprintf(w, "\n%d errors\n", n)
+		case errs == 0:
+			fmt.Fprintf(w, "\n%d warnings\n", n)
+		default:
+			fmt.Fprintf(w, "\n%d %s, %d %s\n", errs, plural(errs, "error"), warnings, plural(warnings, "warning"))
+		}
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func (ds *Diagnostics) sort() {

@@ -53,7 +53,16 @@
 // insecure; timeout, maxAttempts, maxConns; query ("get": GET ?filter=, or
 // "post": POST /.search); update ("patch", the default, or "put");
 // maxPatchOps (operations per PATCH request, default 1000: a larger change,
-// such as thousands of members added at once, goes in several requests).
+// such as thousands of members added at once, goes in several requests);
+// patchFilters ("filter", the default: a PATCH reaches one element of a
+// multi-valued attribute with a value filter, remove emails[type eq
+// "other"], and falls back to "replace" for the rest of the run when the
+// service refuses such a path; "replace": the whole attribute is replaced
+// with the desired elements, keeping the elements the pipe does not
+// manage, for a service known to refuse value filters);
+// rate (at most this many requests per second to the service, over every
+// worker; `run --rate` and `resync --rate` override it. With or without it,
+// a 429 slows every worker down together and the pace recovers gradually).
 //
 // endpoint: path (required, e.g. "/Users"), schemas (required: the core
 // schema URN first, then extensions), type (the resource type name used in
@@ -82,6 +91,15 @@
 // `when` is true takes it. A delete that carries no attributes is
 // classified by base and operations alone. No class: the change is out of
 // scope, and counted.
+//
+// Once a class has made an entry's resource, that class owns it (the
+// engine's id map records which): a delete of the entry is decided by the
+// owning class alone — nothing is sent when its operations leave out
+// "delete" (the delete is dropped, counted and logged), else its onDelete
+// applies — and a modify or rename that the owning class does not
+// synchronize is dropped rather than passed to a later class. Every path
+// that takes a resource away (a delete from any source, a syncrepl present
+// phase, leaving scope) goes through that one decision.
 //
 // # Expressions
 //
@@ -128,11 +146,58 @@
 //	                                  or of strings (each becomes {"value": …})
 //
 // A target may be mapped once, and a multi-valued attribute either whole or
-// in parts. The value is checked against the schema's type: a list for a
-// single-valued target is an error at load when its type is known, at run
-// time otherwise; LDAP's "TRUE"/"FALSE" become booleans, numeric strings
-// numbers where the schema says so. An element of a filtered path whose
-// value gives nothing is left out whole.
+// in parts.
+//
+// # Types
+//
+// A value must have its target's SCIM type (RFC 7643 §2.3): a string for
+// string, reference, dateTime and binary attributes, a bool for boolean, an
+// integer for integer, a number for decimal, a map for complex (a string
+// too, for a multi-valued complex attribute mapped whole: it becomes
+// {"value": …}), and a list only for a multi-valued attribute mapped whole.
+// Nothing is converted implicitly, since a guessed conversion writes wrong
+// data (`displayName = len(mail)` would send "2"): when the expression's
+// static type cannot be the target's, the mapping is a load error at the
+// expression, and the script converts explicitly:
+//
+//	active      = toBool(first(nsAccountLock))    LDAP "TRUE"/"FALSE" to a bool
+//	active      = first(pwdAccountLockedTime) == nil   a comparison
+//	displayName = string(len(mail))               a number to a string
+//	"urn:…:enterprise:2.0:User:costCenter" = string(4130)
+//
+// and int(…), float(…) for integer and decimal attributes. Where the static
+// type is unknown until run time (parseJSON(…).field, a conditional mixing
+// types), each value is checked when the change is mapped, by the same rule:
+// a value of another type fails the change with an *EvalError, never
+// converted. The one leeway: an integer attribute takes a whole number that
+// JSON gave as a float.
+//
+// # Elements of filtered paths
+//
+// An element of a filtered path (emails[type eq "work"]) is written only
+// when one of its mapped sub-attributes has a value, and never when its
+// value sub-attribute is mapped and gives nothing: the filter's own
+// attributes alone ({"type": "work"}) are no element. When the element's
+// mapped values are all gone, an update manages it whole: PATCH removes
+// emails[type eq "work"], and PUT (`update = "put"`) sends the resource
+// without it, as it sends every attribute the class does not manage
+// unchanged.
+//
+// # Passwords
+//
+// SCIM's password is the clear-text password (RFC 7643 §4.1.1). Directories
+// store passwords hashed: userPassword as {SCHEME}data ({SSHA}, {SSHA512},
+// {PBKDF2-SHA512}, {CRYPT}, {ARGON2}, …, RFC 2307), authPassword as
+// scheme$salt$hash (RFC 3112). A service given such a value would take the
+// hash itself as the password. So a value in either form is never sent as
+// password: mapping one fails the change, with a message that shows no part
+// of the value. A value not in that form is sent. At load, a password
+// mapping that can only give a hash attribute's values as stored
+// (userPassword, first(userPassword), userPassword[0], trim(…), last(…),
+// with ?? "" or a conditional with nil) is reported by a warning — the
+// script loads, see Pipe.Warnings. A clear-text source, such as the
+// changelog's unhashed#user#password of 389-ds (declared in the source's
+// attributes), is what a password mapping should read.
 //
 // nil, "", an empty list or map mean "no value": the attribute is left out
 // of the resource on create, and removed on update — the targets a class
@@ -151,10 +216,32 @@
 // both apply. `@create externalId = first(entryUUID)` is sent when the
 // resource is created, in either mode.
 //
+// # What a class reads
+//
+// At load, each class learns which LDAP attributes evaluating a modify may
+// read (Class.Reads, Class.ReadAttributes): those named by its `when`, its
+// endpoint expression, the lookups of the endpoints it can send to, its
+// mappings used in the mode (for create or update: a modify of an entry
+// with no resource yet creates it), and the `when` of every class before it
+// that synchronizes modifies (classes are tried in order: such an attribute
+// may hand the entry to that class). ref(dns, …) reads the attributes of its
+// DN argument only; the referenced entries are resolved from the id map. A
+// modify that changed none of them cannot change the class's resource, and
+// the engine may leave it without a request.
+//
+// Variables: dn does not count, since a modify never changes it (a rename or
+// an add is never skipped on that account). changed, changeType and oldDN
+// do count as reading everything: their values differ between the modify
+// and the change that last wrote the resource. So does $env. Reads also
+// answers "yes" when the source did not say what changed, or named an
+// attribute by OID; attribute options (mail;lang-fr) are ignored.
+//
 // # Errors
 //
 // Load errors are *Diagnostics. A failing expression on one change (a
 // runtime type error, a missing value in a filter) is an *EvalError with
 // the position in the script and the entry's DN; it fails that change
-// only.
+// only. A warning (Pipe.Warnings) is a problem that does not stop the
+// load but will fail some changes; it renders like an error, with
+// "warning: " before the message.
 package lang

@@ -72,6 +72,7 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	ev.bind(ch)
 	r := &ev.res
 	*r = Result{Change: ch, Mode: mode, values: r.values[:0], w: r.w}
+	r.w.ready = false // what prepare made was for the previous change
 	cl, err := ev.classify(ch, nil)
 	if err != nil {
 		return nil, err

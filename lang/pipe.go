@@ -23,12 +23,20 @@ type Pipe struct {
 	// default, 1000); larger changes, such as many members at once, are sent
 	// in several requests.
 	MaxPatchOps int
-	Endpoints   []*Endpoint
-	Classes     []*Class
+	// PatchFilters is how a PATCH reaches elements of a multi-valued
+	// attribute: "filter" or "" (paths with a value filter, such as remove
+	// emails[type eq "other"]; when the service refuses one, the destination
+	// falls back to "replace" for good) or "replace" (the whole attribute is
+	// replaced with the desired elements, for services known to refuse
+	// value filters).
+	PatchFilters string
+	Endpoints    []*Endpoint
+	Classes      []*Class
 
-	src   *Source
-	attrs []string       // lower-case names of the attributes expressions read
-	env   map[string]any // the variables every evaluation starts from
+	src      *Source
+	warnings *Diagnostics   // nil when the load found nothing to warn about
+	attrs    []string       // lower-case names of the attributes expressions read
+	env      map[string]any // the variables every evaluation starts from
 
 	// What CompileExpr needs to compile more expressions later.
 	known    map[string]string
@@ -101,6 +109,8 @@ type Class struct {
 	choose   *expression // endpoint expression
 	managed  [4][]scim.Path
 	shape    *shapeNode
+	groups   int        // element groups: the distinct attribute[filter] of filtered targets
+	reads    [2]readSet // per Mode: what a modify's evaluation may read (see Reads)
 }
 
 const (
@@ -141,7 +151,10 @@ type Mapping struct {
 	group int             // element group for a filtered target, else -1
 	isRef bool            // the expression is ref(…)
 	isKey bool            // the value sub-attribute of its group: no value, no element
-	eps   []*Endpoint     // the endpoints whose schemas have the target; nil = all
+	// password: the target is the User's clear-text password, which never
+	// takes a stored hash (see isHashedPassword).
+	password bool
+	eps      []*Endpoint // the endpoints whose schemas have the target; nil = all
 }
 
 // appliesTo reports whether the mapping applies to resources of endpoint e.
@@ -205,7 +218,13 @@ type expression struct {
 	// secret: the expression reads a password attribute, so its runtime
 	// errors, which may quote values, are not shown.
 	secret bool
+	reads  readSet // what of a change it reads, for Class.Reads
 }
+
+// Warnings returns what the load found that does not stop the pipe but will
+// fail some changes (a password mapping that can only give hashed values),
+// or nil. Render it where load errors are rendered: `check` and start-up.
+func (p *Pipe) Warnings() *Diagnostics { return p.warnings }
 
 // Script returns the script this pipe was loaded from.
 func (p *Pipe) Script() *Source { return p.src }
@@ -245,19 +264,60 @@ func (c *Class) Managed(op Op, mode Mode) []scim.Path {
 // Managed returns the SCIM paths the result's class manages at its
 // endpoint when building op: see Class.Managed. When the class chooses its
 // endpoint per entry, targets the endpoint's schemas lack are left out.
+//
+// An element of a filtered path that Resource(op) leaves out — its mapped
+// values are all gone, or its value sub-attribute is — is managed whole:
+// emails[type eq "work"] instead of emails[type eq "work"].value, so that
+// an update removes the element rather than only its value (a PUT body
+// built sub-attribute by sub-attribute would keep {"type":"work"}).
 func (r *Result) Managed(op Op) []scim.Path {
-	if r.Class == nil {
+	cl := r.Class
+	if cl == nil {
 		return nil
 	}
-	all := r.Class.Managed(op, r.Mode)
-	if r.Class.endpoint != nil && r.exclude == nil {
-		return all
+	if cl.endpoint != nil && r.exclude == nil && cl.groups == 0 {
+		return cl.Managed(op, r.Mode)
 	}
-	var out []scim.Path
-	for _, m := range r.Class.Mappings {
-		if m.Usage.Has(op, r.Mode) && m.appliesTo(r.Endpoint) && !r.excluded(m) {
-			out = append(out, m.Target)
+	var gone []bool
+	if cl.groups > 0 && !r.OutOfScope {
+		if !r.w.ready || r.w.op != op {
+			// Resource(op) was not built yet: decide without resolving
+			// references (each DN counts as a value). A value that fails
+			// to convert leaves the elements managed part by part, as
+			// Resource fails the change anyway.
+			_ = r.prepare(op, nil)
+		}
+		if r.w.ready && r.w.op == op {
+			gone = make([]bool, cl.groups)
+			for g := range gone {
+				gone[g] = !r.w.elem[g]
+			}
 		}
 	}
+	var out []scim.Path
+	for _, m := range cl.Mappings {
+		if !m.Usage.Has(op, r.Mode) || !m.appliesTo(r.Endpoint) || r.excluded(m) {
+			continue
+		}
+		if m.group >= 0 && gone != nil && gone[m.group] {
+			el := scim.Path{URN: m.Target.URN, Attr: m.Target.Attr, Filter: m.Target.Filter}
+			if !containsPath(out, el) {
+				out = append(out, el)
+			}
+			continue
+		}
+		out = append(out, m.Target)
+	}
 	return out
+}
+
+// containsPath reports whether paths holds p (compared as written).
+func containsPath(paths []scim.Path, p scim.Path) bool {
+	s := p.String()
+	for _, q := range paths {
+		if len(q.Filter) > 0 && q.Sub == "" && q.String() == s {
+			return true
+		}
+	}
+	return false
 }

@@ -103,7 +103,10 @@ type writer struct {
 	buf     []byte
 	vals    []any  // converted value per mapping
 	present []bool // whether vals[i] is set
-	skip    []bool // per element group: its value gives nothing
+	skip    []bool // per element group: its value sub-attribute gives nothing
+	elem    []bool // per element group: the element is written
+	ready   bool   // vals, present and elem hold what prepare made for op
+	op      Op
 }
 
 // members writes an object's members and reports whether it wrote any.
@@ -138,7 +141,7 @@ func (w *writer) value(n *shapeNode) bool {
 		w.buf = append(w.buf, '[')
 		count := 0
 		for _, el := range n.elems {
-			if el.group < len(w.skip) && w.skip[el.group] {
+			if !w.elem[el.group] {
 				continue
 			}
 			em := len(w.buf)
