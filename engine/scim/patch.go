@@ -108,6 +108,10 @@ type DiffOptions struct {
 // managed. Neither are writeOnly attributes (password): a service provider
 // never returns them, so they cannot be compared; they are sent on create
 // only.
+//
+// A resource that repeats a key (ignoring case) where a managed path reads
+// is rejected with a *DuplicateKeyError rather than read one way or the
+// other.
 func Diff(current, desired []byte, managed []Path, opts DiffOptions) ([]PatchOp, error) {
 	cur, err := parseResource("current", current)
 	if err != nil {
@@ -116,6 +120,12 @@ func Diff(current, desired []byte, managed []Path, opts DiffOptions) ([]PatchOp,
 	des, err := parseResource("desired", desired)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkDuplicateKeys("current", cur, managed); err != nil {
+		return nil, fmt.Errorf("scim diff: %w", err)
+	}
+	if err := checkDuplicateKeys("desired", des, managed); err != nil {
+		return nil, fmt.Errorf("scim diff: %w", err)
 	}
 	d := &differ{opts: opts, cur: cur, des: des, max: opts.MaxOpsPerRequest}
 	if d.max <= 0 {
@@ -166,6 +176,123 @@ func parseResource(what string, doc []byte) (gjson.Result, error) {
 		return gjson.Result{}, fmt.Errorf("scim diff: %s resource is not a JSON object", what)
 	}
 	return r, nil
+}
+
+// DuplicateKeyError is a resource in which one JSON object holds the same
+// key twice, compared ignoring case as SCIM attribute names are (RFC 7643
+// §2.1), within what the managed paths read: {"userName":"a",
+// "USERNAME":"b"}, or {"emails":[{"value":"a","Value":"b"}]}.
+//
+// Diff and PutBody reject such a resource rather than pick one of the
+// values. RFC 8259 §4 leaves the meaning of repeated names to each parser:
+// gjson (and so every look-up here) reads the first, JSON.parse and
+// encoding/json keep the last, and a service provider that wrote such a
+// document may mean either. A sync engine that guessed would compare
+// against a value the service does not hold and could skip a needed update
+// or overwrite the wrong value; the change fails instead, naming the key,
+// so that the operator sees the service's faulty answer (or the mapping's,
+// for desired). Keys outside the managed paths are not checked: the engine
+// never reads them, and a service's oddity there must not stop the sync.
+type DuplicateKeyError struct {
+	Resource string    // "current" or "desired"
+	At       string    // where the object is: "" for the resource itself, else a path such as emails[0]
+	Keys     [2]string // the key as first written, and its repetition
+}
+
+func (e *DuplicateKeyError) Error() string {
+	where := ""
+	if e.At != "" {
+		where = " in " + e.At
+	}
+	again := "again"
+	if e.Keys[1] != e.Keys[0] {
+		again = "again as " + Quote(e.Keys[1])
+	}
+	return fmt.Sprintf("%s resource: key %s appears %s%s: SCIM attribute names ignore case, so which value counts is ambiguous",
+		e.Resource, Quote(e.Keys[0]), again, where)
+}
+
+// checkDuplicateKeys returns a *DuplicateKeyError for the first key
+// repeated in doc within what the managed paths read: the extension object's
+// URN key, the attribute's key, and every object inside its value.
+func checkDuplicateKeys(what string, doc gjson.Result, managed []Path) error {
+	done := make(map[string]bool, len(managed))
+	for _, p := range managed {
+		if isCoreURN(p.URN) {
+			p.URN = ""
+		}
+		key := strings.ToLower(p.URN + ":" + p.Attr)
+		if done[key] {
+			continue
+		}
+		done[key] = true
+		obj, at := doc, ""
+		if p.URN != "" {
+			if k, ok := repeatedFold(doc, p.URN); ok {
+				return &DuplicateKeyError{Resource: what, Keys: k}
+			}
+			obj, at = getFold(doc, p.URN), p.URN
+		}
+		if k, ok := repeatedFold(obj, p.Attr); ok {
+			return &DuplicateKeyError{Resource: what, At: at, Keys: k}
+		}
+		if k, ok := keyFold(obj, p.Attr); ok {
+			if at != "" {
+				at += ":"
+			}
+			if err := noRepeatedKeys(what, getFold(obj, k), at+k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// repeatedFold returns the first two keys of object obj equal to name
+// ignoring case, if there are two.
+func repeatedFold(obj gjson.Result, name string) ([2]string, bool) {
+	var keys [2]string
+	n := 0
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if strings.EqualFold(k.Str, name) {
+			keys[n] = k.Str
+			n++
+		}
+		return n < 2
+	})
+	return keys, n == 2
+}
+
+// noRepeatedKeys checks every object in v, at location at, for a key
+// repeated ignoring case.
+func noRepeatedKeys(what string, v gjson.Result, at string) error {
+	switch {
+	case v.IsArray():
+		i := 0
+		var err error
+		v.ForEach(func(_, el gjson.Result) bool {
+			err = noRepeatedKeys(what, el, at+"["+strconv.Itoa(i)+"]")
+			i++
+			return err == nil
+		})
+		return err
+	case v.IsObject():
+		var keys []string
+		var err error
+		v.ForEach(func(k, el gjson.Result) bool {
+			for _, prev := range keys {
+				if strings.EqualFold(prev, k.Str) {
+					err = &DuplicateKeyError{Resource: what, At: at, Keys: [2]string{prev, k.Str}}
+					return false
+				}
+			}
+			keys = append(keys, k.Str)
+			err = noRepeatedKeys(what, el, at+"."+k.Str)
+			return err == nil
+		})
+		return err
+	}
+	return nil
 }
 
 // skipAttr reports whether the managed path p, whose attribute is a, is
@@ -285,8 +412,8 @@ func (d *differ) complex(p Path, a *Attribute, cv, dv gjson.Result) {
 		q.Sub = k
 		d.simple(opPath(q), csv, dsv, attrCaseExact(sub), attrType(sub))
 	}
-	// Keys repeated in an object (ignoring case) count once, with the first
-	// value, as getFold reads them.
+	// Diff rejected keys repeated in an object (ignoring case); seen only
+	// keeps a key that both objects have from being diffed twice.
 	var seen []string
 	dv.ForEach(func(k, _ gjson.Result) bool {
 		if !containsFold(seen, k.Str) {
@@ -705,7 +832,7 @@ func (m *multiDiff) same(c, d gjson.Result) bool {
 		if skipSub(m.a, k.Str) {
 			return true
 		}
-		v := getFold(d, k.Str) // the first of repeated keys
+		v := getFold(d, k.Str)
 		sub := m.a.Sub(k.Str)
 		cv := getFold(c, k.Str)
 		if unassigned(v) && unassigned(cv) {
@@ -1066,7 +1193,8 @@ func PatchBodies(ops []PatchOp, maxOps int) [][]byte {
 // list. "schemas" is the union of current's and desired's, current's first;
 // "meta" is left out (the service provider owns it); "id", "groups" and
 // "schemas" are never taken from desired, whatever is managed. Keys keep
-// current's spelling.
+// current's spelling. Like Diff, it rejects a key repeated where a managed
+// path reads (*DuplicateKeyError).
 func PutBody(current, desired []byte, managed []Path) ([]byte, error) {
 	cur, err := parseResource("current", current)
 	if err != nil {
@@ -1075,6 +1203,12 @@ func PutBody(current, desired []byte, managed []Path) ([]byte, error) {
 	des, err := parseResource("desired", desired)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkDuplicateKeys("current", cur, managed); err != nil {
+		return nil, fmt.Errorf("scim put body: %w", err)
+	}
+	if err := checkDuplicateKeys("desired", des, managed); err != nil {
+		return nil, fmt.Errorf("scim put body: %w", err)
 	}
 	out := []byte(cur.Raw)
 	if k, ok := keyFold(cur, "meta"); ok {

@@ -3,6 +3,7 @@ package scim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -304,6 +305,67 @@ func TestPatchDiffErrors(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("error %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPatchDiffDuplicateKeys: a resource that repeats a key (ignoring case, as SCIM attribute
+// names compare) where a managed path reads is rejected by Diff and PutBody, naming the key;
+// elsewhere it is ignored. FuzzPatchDiff found Diff(x, x) non-empty for the first case.
+func TestPatchDiffDuplicateKeys(t *testing.T) {
+	for _, tt := range []struct {
+		doc     string
+		managed []string
+		want    string // "" for no error
+	}{
+		{`{"userNAme":[{"":"","":"00"}]}`, []string{"userName"},
+			`current resource: key "" appears again in userNAme[0]`},
+		{`{"userName":"a","USERNAME":"b"}`, []string{"userName"},
+			`current resource: key "userName" appears again as "USERNAME"`},
+		{`{"name":{"givenName":"a","givenname":"b"}}`, []string{"name.givenName"},
+			`current resource: key "givenName" appears again as "givenname" in name`},
+		{`{"emails":[{"value":"a"},{"type":"work","value":"b","Value":"c"}]}`, []string{`emails[type eq "work"].value`},
+			`current resource: key "value" appears again as "Value" in emails[1]`},
+		{`{"` + URNEnterpriseUser + `":{"employeeNumber":"1","EmployeeNumber":"2"}}`, []string{URNEnterpriseUser + ":employeeNumber"},
+			`current resource: key "employeeNumber" appears again as "EmployeeNumber" in ` + URNEnterpriseUser},
+		{`{"` + URNEnterpriseUser + `":{},"` + strings.ToLower(URNEnterpriseUser) + `":{}}`, []string{URNEnterpriseUser + ":employeeNumber"},
+			`current resource: key "` + URNEnterpriseUser + `" appears again as "` + strings.ToLower(URNEnterpriseUser) + `"`},
+		{`{"x":{"y":[{"z":1,"z":2}]}}`, []string{"x"}, `current resource: key "z" appears again in x.y[0]`},
+		// Not read by any managed path: no error.
+		{`{"userName":"a","title":"x","TITLE":"y"}`, []string{"userName"}, ``},
+		{`{"userName":"a","meta":{"version":"1","version":"2"}}`, []string{"userName", "displayName"}, ``},
+	} {
+		t.Run(tt.doc, func(t *testing.T) {
+			managed := parsePaths(t, tt.managed)
+			for _, core := range []string{"User", "none"} {
+				ops, err := Diff([]byte(tt.doc), []byte(tt.doc), managed, newOpts(t, core, 0))
+				check := func(fn string, err error) {
+					t.Helper()
+					var de *DuplicateKeyError
+					switch {
+					case tt.want == "" && err != nil:
+						t.Errorf("%s (%s): %v", fn, core, err)
+					case tt.want != "" && !errors.As(err, &de):
+						t.Errorf("%s (%s) = %v, want a *DuplicateKeyError", fn, core, err)
+					case tt.want != "" && !strings.HasPrefix(de.Error(), tt.want+": SCIM attribute names ignore case"):
+						t.Errorf("%s (%s) error %q, want it to start with %q", fn, core, de.Error(), tt.want)
+					}
+				}
+				check("Diff", err)
+				if err == nil && len(ops) > 0 {
+					t.Errorf("Diff(x, x) (%s) = %s, want nothing", core, formatOps(ops))
+				}
+				// The desired side is checked the same way.
+				if _, err := Diff([]byte(`{}`), []byte(tt.doc), managed, newOpts(t, core, 0)); tt.want != "" &&
+					(err == nil || !strings.Contains(err.Error(), "desired resource: key")) {
+					t.Errorf("Diff({}, x) (%s) = %v, want the desired resource rejected", core, err)
+				}
+			}
+			_, err := PutBody([]byte(tt.doc), []byte(`{}`), managed)
+			var de *DuplicateKeyError
+			if (tt.want != "") != errors.As(err, &de) || tt.want == "" && err != nil {
+				t.Errorf("PutBody = %v, want duplicate key error: %v", err, tt.want != "")
 			}
 		})
 	}
@@ -643,21 +705,29 @@ func viewValue(v gjson.Result, a *Attribute) string {
 	return v.Raw
 }
 
-// FuzzPatchDiff checks that Diff never panics, that its bodies are JSON, and that a resource
-// differs from itself in nothing.
+// FuzzPatchDiff checks that Diff never panics, that its bodies are JSON, that a resource
+// differs from itself in nothing (or is rejected), and that ReplaceFiltered leaves no filtered
+// path.
 func FuzzPatchDiff(f *testing.F) {
 	for _, tt := range diffCases {
 		f.Add(tt.current, tt.desired)
 	}
-	// Inputs the fuzzer found: repeated keys, an element without value.
+	// Inputs the fuzzer found: repeated keys (rejected since), an element without value.
 	f.Add(`{}`, `{"nAme":{"":"0","":""}}`)
 	f.Add(`{"userName":"a","phoaa0aaaaaa":[]}`, `{"phoneNumBers":[{}]}`)
+	f.Add(`{"userNAme":[{"":"","":"00"}]}`, `{}`)
 	managed := parsePaths(f, []string{"userName", "name", "name.givenName", "emails", `emails[type eq "work"].value`,
 		`emails[type eq "work"].primary`, `addresses[type eq "home"]`, "members", "phoneNumbers.value", "x", "tags",
 		`tags[value eq "a"]`, URNEnterpriseUser + ":manager", URNEnterpriseUser + ":employeeNumber"})
 	opts := []DiffOptions{newOpts(f, "User", 2), newOpts(f, "none", 0)}
 	f.Fuzz(func(t *testing.T, current, desired string) {
 		for _, o := range opts {
+			// Each resource differs from itself in nothing, or is rejected.
+			for _, x := range []string{current, desired} {
+				if ops, err := Diff([]byte(x), []byte(x), managed, o); err == nil && len(ops) > 0 {
+					t.Fatalf("Diff(x, x) = %s for %s", formatOps(ops), x)
+				}
+			}
 			ops, err := Diff([]byte(current), []byte(desired), managed, o)
 			if err != nil {
 				continue
@@ -665,6 +735,27 @@ func FuzzPatchDiff(f *testing.F) {
 			for _, b := range PatchBodies(ops, o.MaxOpsPerRequest) {
 				if !json.Valid(b) {
 					t.Fatalf("body is not JSON: %s", b)
+				}
+			}
+			// The replace form (for services that refuse value filters) has no filter left;
+			// it fails only for a path that does not parse.
+			rops, err := ReplaceFiltered([]byte(current), ops, o)
+			if err != nil {
+				parses := true
+				for _, op := range ops {
+					if _, perr := ParsePath(op.Path, knownURNs); perr != nil {
+						parses = false
+					}
+				}
+				if parses {
+					t.Fatalf("ReplaceFiltered(%s): %v", formatOps(ops), err)
+				}
+			} else if HasFilteredPath(rops) {
+				t.Fatalf("ReplaceFiltered(%s) = %s: a filtered path is left", formatOps(ops), formatOps(rops))
+			}
+			for _, b := range PatchBodies(rops, o.MaxOpsPerRequest) {
+				if !json.Valid(b) {
+					t.Fatalf("replace form body is not JSON: %s", b)
 				}
 			}
 			if ops, err := Diff([]byte(desired), []byte(desired), managed, o); err != nil || len(ops) > 0 {

@@ -51,7 +51,15 @@
 //                                             without userAgent, to everyone) live ttl seconds
 //   POST   /_control/oauth/revoke {"userAgent":"x"}          -> revoke the tokens issued to that
 //                                             User-Agent (or all): they get 401 from then on
-//   POST   /_control/reset                 -> empties users, groups, log, faults and tokens
+//   POST   /_control/strict {"userAgent":"x","rejectFilteredPaths":true,"scimType":"invalidPath"}
+//          -> strict mode, like real services that implement less of RFC 7644 §3.5.2: from then on
+//             a PATCH sent with that User-Agent (or, without userAgent, any PATCH) whose operations
+//             include a path with a value filter (emails[type eq "other"], emails[type eq "work"].value,
+//             members[value eq "id"]) is answered 400 with that scimType (default invalidPath; ""
+//             for none, "noTarget" and "invalidFilter" as other services answer) and is not applied.
+//             "rejectFilteredPaths":false turns it off again. GET lists the settings; DELETE clears
+//             them (?userAgent=X: only that User-Agent's).
+//   POST   /_control/reset                 -> empties users, groups, log, faults, tokens and strict settings
 //   GET    /_control/dump                  -> {"Users":[...],"Groups":[...]} as stored
 import express from "express";
 import http from "node:http";
@@ -87,6 +95,8 @@ const userNameIndex = new Map();
 let requestLog = [];
 let seq = 0;
 let faults = [];
+// Strict mode (POST /_control/strict): User-Agent ("" = everyone) -> {rejectFilteredPaths, scimType}.
+const strict = new Map();
 // OAuth2: issued access token -> {expires (ms epoch), userAgent}; token TTLs; token request log.
 const oauth = {
   tokens: new Map(),
@@ -283,8 +293,22 @@ control.post("/faults", (req, res) => {
   res.status(201).json(f);
 });
 control.delete("/faults", (req, res) => { faults = []; res.status(204).end(); });
+control.get("/strict", (req, res) => res.json(Object.fromEntries(strict)));
+control.post("/strict", (req, res) => {
+  const scimType = req.body?.scimType ?? "invalidPath";
+  if (typeof scimType !== "string") return res.status(400).json({ error: "scimType must be a string" });
+  const s = { rejectFilteredPaths: req.body?.rejectFilteredPaths === true, scimType };
+  strict.set(String(req.body?.userAgent ?? ""), s);
+  res.status(201).json(s);
+});
+control.delete("/strict", (req, res) => {
+  if (req.query.userAgent !== undefined) strict.delete(String(req.query.userAgent));
+  else strict.clear();
+  res.status(204).end();
+});
 control.post("/reset", (req, res) => {
   store.Users.clear(); store.Groups.clear(); userNameIndex.clear(); requestLog = []; faults = []; seq = 0;
+  strict.clear();
   oauth.tokens.clear(); oauth.ttlByUserAgent.clear(); oauth.requests = [];
   res.status(204).end();
 });
@@ -392,6 +416,23 @@ app.use(BASE, async (req, res, next) => {
 });
 
 app.use(BASE, strictAttrsCheck);
+
+// Strict mode: refuse PATCH paths with a value filter (a valuePath, RFC 7644 §3.5.2 "path" ABNF:
+// the only place a "[" can appear), as some real services do, before SCIMMY applies anything.
+function strictPatchCheck(req, res, next) {
+  if (req.method !== "PATCH") return next();
+  const s = strict.get(req.header("User-Agent") || "") ?? strict.get("");
+  if (!s?.rejectFilteredPaths) return next();
+  const ops = Array.isArray(req.body?.Operations) ? req.body.Operations : [];
+  const bad = ops.find((op) => typeof op?.path === "string" && op.path.includes("["));
+  if (!bad) return next();
+  res.status(400).type("application/scim+json").send(JSON.stringify({
+    schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "400",
+    ...(s.scimType ? { scimType: s.scimType } : {}),
+    detail: "value filters in PATCH paths are not supported (scim-server.js strict mode: rejectFilteredPaths)",
+  }));
+}
+app.use(BASE, strictPatchCheck);
 
 // RFC 7644 §3.1: a 201 carries the new resource's URI in Location; scimmy-routers does not set
 // it, so copy meta.location into the header (and the version into ETag) on the way out.
