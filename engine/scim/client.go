@@ -69,6 +69,7 @@ type Client struct {
 	retry   Retry
 	log     *slog.Logger
 	secrets *strings.Replacer
+	pace    *throttle
 }
 
 // NewClient validates cfg and returns a Client for it. TLS certificates are verified unless
@@ -89,6 +90,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	c.retry = c.retry.withDefaults()
 	c.retry.OnRetry = c.logRetry(c.retry.OnRetry)
 	c.secrets = secretReplacer(cfg)
+	c.pace = newThrottle(cfg.Rate, c.retry.Now)
 
 	tc, err := tlsConfig(cfg)
 	if err != nil {
@@ -220,7 +222,8 @@ func (c *Client) redact(s string) string {
 
 func (c *Client) logRetry(next func(int, error, time.Duration)) func(int, error, time.Duration) {
 	return func(attempt int, err error, wait time.Duration) {
-		c.log.Warn("scim: request failed, retrying", "attempt", attempt, "max_attempts", c.retry.MaxAttempts,
+		// Debug: the caller logs an outage once, not once per attempt.
+		c.log.Debug("scim: request failed, retrying", "attempt", attempt, "max_attempts", c.retry.MaxAttempts,
 			"wait", wait.Round(time.Millisecond), "error", err.Error())
 		if next != nil {
 			next(attempt, err, wait)
@@ -255,8 +258,16 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 		resp      *Response
 		refreshed bool
 	)
-	err = c.retry.Do(ctx, func(ctx context.Context) error {
+	retry := c.retry
+	if !idempotent(method, path) {
+		retry.MaxAttempts = 1 // resent only when surely not processed: see below
+	}
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		if err := c.pace.wait(ctx); err != nil {
+			return fmt.Errorf("scim: %s %s: %w", method, path, err)
+		}
 		r, used, err := c.once(ctx, method, path, u, body, "")
+		c.pace.observe(err)
 		if IsStatus(err, http.StatusUnauthorized) && used != "" && !refreshed && c.auth.refreshable() {
 			refreshed = true
 			c.log.Info("scim: the service provider refused the OAuth2 access token; fetching a new one and trying again",
@@ -266,10 +277,79 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 		resp = r
 		return err
 	})
+	if err != nil && !idempotent(method, path) {
+		return c.resendUnsent(ctx, method, path, u, body, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// idempotent reports whether sending a request twice does no more than
+// sending it once (RFC 9110 §9.2.2), so that it may be resent after a
+// failure whose effect is unknown. A POST that creates is not; a POST to
+// /.search is a query. PATCH is taken as idempotent: the engine's PATCHes
+// set values (replace, add of a member, remove by value filter), and a
+// second one changes nothing.
+func idempotent(method, path string) bool {
+	if method != http.MethodPost {
+		return true
+	}
+	p, _, _ := strings.Cut(path, "?")
+	return strings.HasSuffix(p, "/.search")
+}
+
+// resendUnsent retries a non-idempotent request only while each failure
+// shows that the service did not process it: a 429 (refused before any
+// work) or a connection that could not be made. After a timeout, a dropped
+// connection or a 5xx the request may have been carried out, and sending it
+// again could create a second resource: the error goes back to the caller,
+// which finds out (IsUncertain) by looking the resource up.
+func (c *Client) resendUnsent(ctx context.Context, method, path, u string, body []byte, err error) (*Response, error) {
+	r := c.retry
+	for attempt := 1; attempt < r.MaxAttempts && notProcessed(err); attempt++ {
+		wait := r.Wait(attempt, err)
+		if r.OnRetry != nil {
+			r.OnRetry(attempt, err, wait)
+		}
+		if serr := r.Sleep(ctx, wait); serr != nil {
+			return nil, &RetryError{Attempts: attempt, Err: err, Stop: serr}
+		}
+		if werr := c.pace.wait(ctx); werr != nil {
+			return nil, &RetryError{Attempts: attempt, Err: err, Stop: werr}
+		}
+		var resp *Response
+		resp, _, err = c.once(ctx, method, path, u, body, "")
+		c.pace.observe(err)
+		if err == nil {
+			return resp, nil
+		}
+	}
+	return nil, err
+}
+
+// notProcessed reports whether a failed request surely had no effect.
+func notProcessed(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status == http.StatusTooManyRequests
+	}
+	var t *TransportError
+	return errors.As(err, &t) && t.NotSent
+}
+
+// IsUncertain reports whether err leaves it unknown whether the service
+// carried out a request: no complete answer (a timeout, a dropped
+// connection) or a 5xx. A create that failed so must be looked up before it
+// is sent again.
+func IsUncertain(err error) bool {
+	var t *TransportError
+	if errors.As(err, &t) {
+		return !t.NotSent && !t.TLS
+	}
+	var e *Error
+	return errors.As(err, &e) && e.Status >= 500
 }
 
 // once makes one attempt within Config.Timeout. stale is an access token to replace.

@@ -231,13 +231,32 @@ func TestServerRetryAfter(t *testing.T) {
 	}
 }
 
+// TestServer500ThenSuccess: a 500 is retried for a request that may be
+// sent twice (PATCH); a create (POST) is not sent again after a 500, since
+// the service may have carried it out (IsUncertain tells the caller to look
+// it up), but is after a 429, which refuses before doing anything.
 func TestServer500ThenSuccess(t *testing.T) {
 	env := scimtest.Server(t)
 	c, ua := serverClient(t, env, Retry{Base: 10 * time.Millisecond, Sleep: (&realSleep{}).Sleep}, nil)
-	env.Fault(t, scimtest.Fault{Status: 500, Count: 2, Method: "POST", Path: "/Users", UserAgent: ua})
-	createUser(t, c, scimtest.Unique("r500"))
-	if got := statuses(env.Requests(t, ua)); fmt.Sprint(got) != "[500 500 201]" {
-		t.Errorf("requests %v, want [500 500 201]", got)
+	id := createUser(t, c, scimtest.Unique("r500"))
+	env.Fault(t, scimtest.Fault{Status: 500, Count: 2, Method: "PATCH", Path: "/Users", UserAgent: ua})
+	patch := []byte(`{"schemas":["` + URNPatchOp + `"],"Operations":[{"op":"replace","path":"title","value":"x"}]}`)
+	if _, err := c.Patch(context.Background(), "/Users", id, patch); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(env.Requests(t, ua)); fmt.Sprint(got) != "[201 500 500 200]" {
+		t.Errorf("requests %v, want [201 500 500 200]", got)
+	}
+
+	env.Fault(t, scimtest.Fault{Status: 500, Count: 1, Method: "POST", Path: "/Users", UserAgent: ua})
+	_, err := c.Create(context.Background(), "/Users", []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+scimtest.Unique("r500")+`"}`))
+	if err == nil || !IsUncertain(err) {
+		t.Fatalf("a create answered 500: %v; want an uncertain error, not a second POST", err)
+	}
+	env.Fault(t, scimtest.Fault{Status: 429, Count: 1, Method: "POST", Path: "/Users", UserAgent: ua})
+	createUser(t, c, scimtest.Unique("r429"))
+	if got := statuses(env.Requests(t, ua)); fmt.Sprint(got) != "[201 500 500 200 500 429 201]" {
+		t.Errorf("requests %v, want [201 500 500 200 500 429 201]: the 500 POST never resent, the 429 one resent", got)
 	}
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	MaxAttempts int           // attempts per request, the first included (default 5)
 	MaxConns    int           // bound of the per-host connection pool (default 8)
 	UserAgent   string        // default "scimsync/<version>"
+	// Rate caps the requests per second to the service, over every goroutine
+	// that shares the Client (0: no cap). Whatever the cap, a 429 slows every
+	// request of the Client down together (see throttle).
+	Rate float64
 }
 
 // Validate reports the first problem that would keep the configuration from working, in
@@ -107,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		return fmt.Errorf("scim: max connections %d is negative", c.MaxConns)
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("scim: rate %g is negative", c.Rate)
 	}
 	return nil
 }

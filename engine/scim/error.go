@@ -70,10 +70,10 @@ func (e *Error) message() string {
 	return b.String()
 }
 
-// Temporary reports whether trying again later may succeed: 429, 500, 502, 503 and 504.
+// Temporary reports whether trying again later may succeed: 408, 429, 500, 502, 503 and 504.
 func (e *Error) Temporary() bool {
 	switch e.Status {
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
@@ -105,6 +105,7 @@ func IsTemporary(err error) bool {
 type TransportError struct {
 	Method, Path string
 	Timeout      bool  // no complete answer within Config.Timeout
+	NotSent      bool  // the connection could not be made: the service saw nothing
 	TLS          bool  // certificate verification or TLS handshake failure
 	Err          error // the cause, from net/http, net or crypto/tls
 	msg          string
@@ -178,6 +179,9 @@ func newTransportError(method, path string, err error, timeout time.Duration, ti
 		e.msg = "the server closed the connection without a complete response"
 	default:
 		e.msg = "request failed: " + cause.Error()
+	}
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		e.NotSent = true
 	}
 	e.msg = redact(e.msg)
 	return e
