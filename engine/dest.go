@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/lang"
@@ -60,6 +63,19 @@ type Destination struct {
 	// SkipCreates and SkipUpdates leave resources that would be created
 	// (or updated) alone: resync --updates-only and --creates-only.
 	SkipCreates, SkipUpdates bool
+	// CreateGrace is how long after an unconfirmed create no second one is
+	// sent (default DefaultCreateGrace).
+	CreateGrace time.Duration
+	// Log receives what the destination learns about its service (a PATCH
+	// form it refuses); default slog.Default().
+	Log *slog.Logger
+}
+
+func (d *Destination) log() *slog.Logger {
+	if d.Log != nil {
+		return d.Log
+	}
+	return slog.Default()
 }
 
 // dryRunID is the id a dry-run create reports.
@@ -119,12 +135,48 @@ func (e *MultipleMatchError) Error() string {
 // caller remembers for the entry ("" if none): it is tried first, and the
 // lookup filter only when it is gone. refs resolves ref(…) targets.
 func (d *Destination) Apply(ctx context.Context, res *lang.Result, knownID string, refs lang.Resolver) (Applied, error) {
+	return d.ApplyKnown(ctx, res, Known{ID: knownID}, refs)
+}
+
+// Known is what the caller remembers of an entry's resource.
+type Known struct {
+	ID string // the SCIM id, "" if none
+	// Filters find a resource whose create was sent but not confirmed (a
+	// timeout, a 5xx, a kill -9 with the POST in flight): it may exist.
+	Filters []string
+	// CreateSent is when that create was sent. Until CreateGrace has
+	// passed, a create is not sent again even when the filters find
+	// nothing: the first may still be on its way (ErrCreatePending).
+	CreateSent time.Time
+	// BeforeCreate, when set, is called before a create is sent, with the
+	// filters that would find the new resource; an error stops the create.
+	// The engine records them durably (the id map), so that a crash or an
+	// unanswered POST is followed by a lookup, never a blind second create.
+	BeforeCreate func(filters []string) error
+}
+
+// ErrCreatePending is a create whose outcome is unknown and too recent to
+// send again: trying again later is the cure (a temporary failure).
+var ErrCreatePending = errors.New("an earlier create of this resource was sent and not confirmed; waiting before sending it again")
+
+// DefaultCreateGrace is how long after an unconfirmed create no second one
+// is sent (three times the SCIM client's default per-request timeout).
+const DefaultCreateGrace = 3 * scim.DefaultTimeout
+
+// ApplyKnown is Apply with what the caller knows of the resource.
+func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Known, refs lang.Resolver) (Applied, error) {
 	if res.OutOfScope {
 		return Applied{Outcome: OutOfScope}, nil
 	}
 	ep := res.Endpoint
 	out := Applied{Endpoint: ep}
-	id, current, err := d.find(ctx, ep, res.Filter, knownID)
+	id, current, err := d.find(ctx, ep, res.Filter, known.ID)
+	if err == nil && current == nil && len(known.Filters) > 0 {
+		id, current, err = d.FindAny(ctx, ep, known.Filters)
+		if current != nil {
+			out.Adopted = true
+		}
+	}
 	if err != nil {
 		return out, err
 	}
@@ -137,15 +189,40 @@ func (d *Destination) Apply(ctx context.Context, res *lang.Result, knownID strin
 		return out, nil
 	}
 	if current == nil {
+		if !known.CreateSent.IsZero() && time.Since(known.CreateSent) < d.createGrace() {
+			return out, fmt.Errorf("create at %s: %w", ep.Path, ErrCreatePending)
+		}
 		body, err := res.Resource(lang.Create, refs)
 		if err != nil {
 			return out, err
+		}
+		body, rest := d.capMembers(body)
+		filters := d.identifying(ep, res.Filter, body)
+		if known.BeforeCreate != nil {
+			if err := known.BeforeCreate(filters); err != nil {
+				return out, err
+			}
 		}
 		created, err := d.write(ctx, http.MethodPost, ep.Path, "", body)
 		out.Requests++
 		if err == nil {
 			out.Outcome, out.ID = Created, gjson.GetBytes(created, "id").String()
-			return out, nil
+			if rest == 0 || d.DryRun != nil && out.ID == dryRunID {
+				return out, nil
+			}
+			// The members beyond the cap, added by PATCH within it.
+			out, err = d.update(ctx, res, out, created, refs)
+			out.Outcome = Created
+			return out, err
+		}
+		if scim.IsUncertain(err) {
+			// The service may have created it: adopt what is there rather
+			// than create a second one.
+			if id, cur, ferr := d.FindAny(ctx, ep, filters); ferr == nil && cur != nil {
+				out.ID, out.Adopted = id, true
+				return d.update(ctx, res, out, cur, refs)
+			}
+			return out, fmt.Errorf("create at %s (it may have been carried out; it is looked up before being sent again): %w", ep.Path, err)
 		}
 		if !ep.Adopt || !scim.IsStatus(err, http.StatusConflict) {
 			return out, fmt.Errorf("create at %s: %w", ep.Path, err)
@@ -208,10 +285,50 @@ func (d *Destination) find(ctx context.Context, ep *lang.Endpoint, filter, known
 	return "", nil, e
 }
 
-// findUnique looks a resource up by the attributes of body that the
-// endpoint's core schema declares unique (userName for Users), or by
-// displayName where none is (Groups).
-func (d *Destination) findUnique(ctx context.Context, ep *lang.Endpoint, body []byte) (string, []byte, error) {
+// FindAny returns the one resource the first of filters that finds one
+// finds; nil current when none does.
+func (d *Destination) FindAny(ctx context.Context, ep *lang.Endpoint, filters []string) (string, []byte, error) {
+	for _, f := range filters {
+		id, current, err := d.find(ctx, ep, f, "")
+		if err != nil || current != nil {
+			return id, current, err
+		}
+	}
+	return "", nil, nil
+}
+
+// identifying returns the filters that find the resource body creates:
+// the endpoint's lookup, externalId when the body sets it, and the
+// attributes the core schema declares unique (userName), or displayName
+// where none is (Groups). They are what an unconfirmed create is looked up
+// by before it is sent again.
+func (d *Destination) identifying(ep *lang.Endpoint, lookup string, body []byte) []string {
+	var out []string
+	add := func(f string) {
+		for _, g := range out {
+			if g == f {
+				return
+			}
+		}
+		out = append(out, f)
+	}
+	if lookup != "" {
+		add(lookup)
+	}
+	if v := gjson.GetBytes(body, "externalId"); v.Type == gjson.String && v.Str != "" {
+		add("externalId eq " + scim.Quote(v.Str))
+	}
+	for _, n := range uniqueNames(ep) {
+		if v := gjson.GetBytes(body, scim.EscapeKey(n)); v.Type == gjson.String && v.Str != "" {
+			add(n + " eq " + scim.Quote(v.Str))
+		}
+	}
+	return out
+}
+
+// uniqueNames are the attributes of the endpoint's core schema that are
+// unique at the service, or displayName where none is.
+func uniqueNames(ep *lang.Endpoint) []string {
 	var names []string
 	if core := ep.CoreSchema(); core != nil {
 		for _, a := range core.Attributes {
@@ -223,7 +340,54 @@ func (d *Destination) findUnique(ctx context.Context, ep *lang.Endpoint, body []
 	if len(names) == 0 {
 		names = []string{"displayName"}
 	}
-	for _, n := range names {
+	return names
+}
+
+// capMembers cuts a create body's members to the per-request cap
+// (maxPatchOps): services such as AWS IAM Identity Center refuse more
+// members in one request. It returns the body to POST and how many members
+// were left out; update adds them afterwards by PATCH, within the cap.
+func (d *Destination) capMembers(body []byte) ([]byte, int) {
+	limit := d.maxOps()
+	if limit <= 0 {
+		limit = scim.DefaultMaxOpsPerRequest
+	}
+	members := gjson.GetBytes(body, "members")
+	if !members.IsArray() {
+		return body, 0
+	}
+	all := members.Array()
+	if len(all) <= limit {
+		return body, 0
+	}
+	raw := make([]byte, 0, len(members.Raw))
+	raw = append(raw, '[')
+	for i, m := range all[:limit] {
+		if i > 0 {
+			raw = append(raw, ',')
+		}
+		raw = append(raw, m.Raw...)
+	}
+	raw = append(raw, ']')
+	out, err := sjson.SetRawBytes(append([]byte(nil), body...), "members", raw)
+	if err != nil {
+		return body, 0
+	}
+	return out, len(all) - limit
+}
+
+func (d *Destination) createGrace() time.Duration {
+	if d.CreateGrace > 0 {
+		return d.CreateGrace
+	}
+	return DefaultCreateGrace
+}
+
+// findUnique looks a resource up by the attributes of body that the
+// endpoint's core schema declares unique (userName for Users), or by
+// displayName where none is (Groups).
+func (d *Destination) findUnique(ctx context.Context, ep *lang.Endpoint, body []byte) (string, []byte, error) {
+	for _, n := range uniqueNames(ep) {
 		v := gjson.GetBytes(body, scim.EscapeKey(n))
 		if v.Type != gjson.String || v.Str == "" {
 			continue
@@ -273,11 +437,10 @@ func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied,
 		out.Outcome = Unchanged
 		return out, nil
 	}
-	for _, body := range bodies {
-		if _, err := d.write(ctx, http.MethodPatch, ep.Path, out.ID, body); err != nil {
-			return out, fmt.Errorf("patch %s/%s: %w", ep.Path, out.ID, err)
-		}
-		out.Requests++
+	n, err := d.sendPatches(ctx, ep, out.ID, current, desired, managed, bodies)
+	out.Requests += n
+	if err != nil {
+		return out, err
 	}
 	out.Outcome = Updated
 	return out, nil

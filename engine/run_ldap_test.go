@@ -39,6 +39,7 @@ type ldapRun struct {
 	runner *Runner
 	stop   context.CancelFunc
 	done   chan error
+	tune   func(*Runner) // set before start: changes the Runner before it runs
 }
 
 // shippedPipe loads a pipe of scripts/ with the environment the
@@ -61,8 +62,19 @@ func shippedPipe(t *testing.T, file string, srv ldaptest.Server, env scimtest.En
 // starts a Runner in real time; it is stopped when the test ends.
 func startLDAPRun(t *testing.T, file string, srv ldaptest.Server) *ldapRun {
 	t.Helper()
+	return startLDAPRunVia(t, file, srv, "")
+}
+
+// startLDAPRunVia is startLDAPRun with the pipe's SCIM URL set to scimURL
+// (a proxy in front of the test server) when it is not "".
+func startLDAPRunVia(t *testing.T, file string, srv ldaptest.Server, scimURL string) *ldapRun {
+	t.Helper()
 	env := scimtest.Server(t)
-	p := shippedPipe(t, file, srv, env)
+	penv := env
+	if scimURL != "" {
+		penv.URL = scimURL
+	}
+	p := shippedPipe(t, file, srv, penv)
 	r := &ldapRun{t: t, srv: srv, env: env, pipe: p, ua: scimtest.UserAgent(t), done: make(chan error, 1)}
 	cfg := p.SCIM
 	cfg.UserAgent = r.ua
@@ -112,7 +124,10 @@ func (r *ldapRun) start() {
 				return nil, nil
 			}
 			return rd.Entry(ctx, dn)
-		}}
+		}, EntryByID: rd.EntryByID}
+	if r.tune != nil {
+		r.tune(r.runner)
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	r.stop = stop
 	go func() { r.done <- r.runner.Run(runCtx) }()

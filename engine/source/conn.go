@@ -182,6 +182,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // retryable reports whether err means the connection is lost or the server
 // is (perhaps briefly) unable to serve: reconnect and go on.
+// Temporary reports whether a directory operation that failed with err may
+// succeed when tried again later: the server is unreachable, restarting,
+// busy or timed out, or the connection dropped.
+func Temporary(err error) bool { return retryable(err) }
+
 func retryable(err error) bool {
 	if err == nil {
 		return false

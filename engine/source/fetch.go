@@ -154,6 +154,27 @@ func (r *Reader) Entry(ctx context.Context, dn string) (*lang.Entry, error) {
 	return e, nil
 }
 
+// EntryByID reads the entry with a source identity (as Event.Identity
+// writes it) wherever it is in the directory now, inside the source's bases
+// or not, so that an entry moved out of scope is told from one deleted.
+// nil, nil when there is none, or when the source has no identity attribute.
+func (r *Reader) EntryByID(ctx context.Context, id string) (*lang.Entry, error) {
+	var e *lang.Entry
+	err := r.do(ctx, func(c *ldap.Conn) error {
+		nc, err := r.namingContext(c)
+		if err != nil {
+			return err
+		}
+		everywhere := &fetcher{scope: scope{}, idAttr: r.fetch.idAttr, context: nc}
+		e, err = everywhere.byIdentity(c, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the entry %s: %w", id, reasonError{err})
+	}
+	return e, nil
+}
+
 // Search reads the entries an RFC 4515 filter finds in the subtree of base,
 // or, when base is "", under each of the source's base DNs (the server's
 // naming context when the source names none). limit > 0 stops after that

@@ -83,19 +83,31 @@ type Mapping struct {
 	SCIMID   string `json:"scimId"`          // the resource's id at the SCIM service
 	DN       string `json:"dn"`              // the entry's DN when last applied
 	Class    string `json:"class,omitempty"` // the sync class that took it last
+	// Pending holds, while a create of the entry's resource is sent and not
+	// confirmed (SCIMID is then ""), the SCIM filters that find it: after a
+	// crash or an unanswered POST the resource is looked up by them before a
+	// second create is sent.
+	Pending    []string  `json:"pending,omitempty"`
+	CreateSent time.Time `json:"createSent,omitzero"` // when that create was sent
 }
 
-// Parked is a change that failed and waits in the failed-changes record.
+// Parked is an entry whose last change failed and waits in the
+// failed-changes record. It is a pointer to the entry, not a copy of the
+// change: whatever retries it reads the entry as it is then, so a retry
+// never writes values older than a later change already wrote. One record
+// per entry (Key).
 type Parked struct {
-	ID       uint64          `json:"-"`        // set by Park; the key for Unpark
-	Identity string          `json:"identity"` // the source identity, "" if none
-	DN       string          `json:"dn"`
-	Class    string          `json:"class"`    // the sync class that took it
-	Error    string          `json:"error"`    // the last error, without secret values
-	Attempts int             `json:"attempts"` // tries so far
-	Time     time.Time       `json:"time"`     // when it was (last) parked
-	Position string          `json:"position"` // the source position of the change
-	Change   json.RawMessage `json:"change"`   // the change as the engine encodes it
+	ID       uint64    `json:"-"`        // set by Park; the key for Unpark
+	Key      string    `json:"key"`      // the entry's id-map key: its identity, or "dn:" and its DN
+	Identity string    `json:"identity"` // the source identity, "" if none
+	DN       string    `json:"dn"`       // the entry's DN when it failed
+	Op       string    `json:"op"`       // the change that failed: add, modify, modrdn, delete
+	Class    string    `json:"class"`    // the sync class that took it
+	Error    string    `json:"error"`    // the last error, without secret values
+	Attempts int       `json:"attempts"` // tries so far
+	Time     time.Time `json:"time"`     // when it was (last) parked
+	NextTry  time.Time `json:"nextTry"`  // when run tries it again by itself
+	Position string    `json:"position"` // the source position of the change
 }
 
 // Path returns the file of a pipe's state in dir.
@@ -247,6 +259,20 @@ func (t *Tx) Park(p Parked) (uint64, error) {
 
 // Unpark removes a change from the failed-changes record.
 func (t *Tx) Unpark(id uint64) error { return t.tx.Bucket(bucketParked).Delete(idKey(id)) }
+
+// ParkedKey returns the parked record of an entry's key, if any.
+func (t *Tx) ParkedKey(key string) (Parked, bool, error) {
+	ps, err := t.Parked()
+	if err != nil {
+		return Parked{}, false, err
+	}
+	for _, p := range ps {
+		if p.Key == key {
+			return p, true, nil
+		}
+	}
+	return Parked{}, false, nil
+}
 
 // Parked returns the failed-changes record, oldest first.
 func (t *Tx) Parked() ([]Parked, error) {

@@ -2,7 +2,6 @@ package state
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,8 +43,8 @@ func TestStoreRoundTrip(t *testing.T) {
 	}); !errors.Is(err, boom) {
 		t.Fatalf("Update error %v", err)
 	}
-	id, err := s.Park(Parked{Identity: "id-2", DN: "cn=g,dc=x", Class: "groups", Error: "409 uniqueness", Attempts: 3,
-		Position: "changelog:40", Change: json.RawMessage(`{"type":"modify"}`)})
+	id, err := s.Park(Parked{Key: "id-2", Identity: "id-2", DN: "cn=g,dc=x", Op: "modify", Class: "groups", Error: "409 uniqueness", Attempts: 3,
+		Position: "changelog:40"})
 	must(t, err)
 	id2, err := s.Park(Parked{DN: "uid=z,dc=x", Error: "expression error", Attempts: 1})
 	must(t, err)
@@ -72,13 +71,16 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 	ps, err := s.ListParked()
 	must(t, err)
-	if len(ps) != 2 || ps[0].ID != id || ps[1].ID != id2 || ps[0].Attempts != 3 || string(ps[0].Change) != `{"type":"modify"}` || ps[0].Time.IsZero() {
+	if len(ps) != 2 || ps[0].ID != id || ps[1].ID != id2 || ps[0].Attempts != 3 || ps[0].Op != "modify" || ps[0].Time.IsZero() {
 		t.Fatalf("parked %+v", ps)
 	}
 	// a retry that fails again replaces the record
 	ps[0].Attempts++
 	if _, err := s.Park(ps[0]); err != nil {
 		t.Fatal(err)
+	}
+	if p, ok, err := viewParkedKey(s, "id-2"); err != nil || !ok || p.ID != id {
+		t.Errorf("ParkedKey(id-2) = %+v %v %v", p, ok, err)
 	}
 	must(t, s.Unpark(id2))
 	ps, _ = s.ListParked()
@@ -197,4 +199,9 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func viewParkedKey(s *Store, key string) (p Parked, ok bool, err error) {
+	err = s.View(func(t *Tx) error { p, ok, err = t.ParkedKey(key); return err })
+	return p, ok, err
 }
