@@ -31,6 +31,9 @@ func loadPipe(path string, stderr io.Writer) (*lang.Pipe, lang.LoadOptions, bool
 		}
 		return nil, opts, false
 	}
+	if w := p.Warnings(); w != nil {
+		w.Render(stderr) // e.g. a mapping that can only send a stored password hash
+	}
 	return p, opts, true
 }
 

@@ -56,7 +56,10 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	path := fs.Arg(0)
 	if path == "" {
-		fmt.Fprintln(stderr, "scimsync resync: no pipe script named: running the embedded demo pipe (scripts/demo.pipe)")
+		// The demo's SCIM block reads SCIM_URL and SCIM_TOKEN: set for a
+		// real service, a resync of it would load 22 demo users into it.
+		*dryRun = true
+		fmt.Fprintln(stderr, "scimsync resync: no pipe script named: a dry run of the embedded demo pipe (scripts/demo.pipe); the demo never writes: name a pipe script to send requests")
 	}
 	p, opts, ok := loadPipe(path, stderr)
 	if !ok {
@@ -67,8 +70,13 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync resync: --filter: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// ctx is also cancelled by the first answer that refuses the
+	// credentials: every other entry would be refused the same way.
+	ctx, cancel := context.WithCancel(sigCtx)
+	defer cancel()
+	var authErr error // the first 401 or 403, under outMu
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// --dn-file: only the listed entries.
@@ -194,6 +202,14 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		Failed: func(dn string, err error) {
 			outMu.Lock()
 			defer outMu.Unlock()
+			if authErr != nil {
+				return // stopping: the entries in flight fail for that reason
+			}
+			if authRefused(err) {
+				authErr = err
+				cancel()
+				return
+			}
 			prog.clear()
 			fmt.Fprintf(stderr, "failed: %s: %v\n", dn, err)
 			if failedW != nil {
@@ -234,17 +250,65 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}()
 	prog.run(done, stats, &outMu)
 	<-done
+	outMu.Lock()
+	refused := authErr
+	outMu.Unlock()
+	if refused != nil {
+		prog.clear()
+		fmt.Fprintf(stderr, "scimsync resync: %s\n", authAdvice(p.SCIM, refused))
+		summary(stderr, st, *dryRun, "resync stopped")
+		return exitFail
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
 	}
-	summary(stderr, st, *dryRun, ctx.Err() != nil)
+	what := "resync"
+	if sigCtx.Err() != nil {
+		what = "resync interrupted"
+	}
+	summary(stderr, st, *dryRun, what)
 	if st.Failed.Load() > 0 || (err != nil && !errors.Is(err, context.Canceled)) {
 		return exitFail
 	}
-	if ctx.Err() != nil {
+	if sigCtx.Err() != nil {
 		return 130
 	}
 	return exitOK
+}
+
+// authRefused reports whether err is the SCIM service refusing the
+// credentials (401) or their rights (403): a resync then stops at once,
+// since every other request would be refused too.
+func authRefused(err error) bool {
+	return scim.IsStatus(err, http.StatusUnauthorized) || scim.IsStatus(err, http.StatusForbidden)
+}
+
+// authAdvice is the one message a resync stopped by a 401 or 403 prints:
+// what was refused and what to check. It names no secret: not the token,
+// not the password, not the request's filter.
+func authAdvice(cfg scim.Config, err error) string {
+	status := http.StatusUnauthorized
+	if scim.IsStatus(err, http.StatusForbidden) {
+		status = http.StatusForbidden
+	}
+	head := fmt.Sprintf("stopped: the SCIM service at %s answered %d %s", cfg.URL, status, http.StatusText(status))
+	var creds string
+	switch cfg.Auth {
+	case scim.AuthBearer:
+		creds = "the token"
+	case scim.AuthBasic:
+		creds = "the user name and password"
+	case scim.AuthOAuth2:
+		creds = "the OAuth2 client id, secret and scopes"
+	default:
+		return head + ": it wants credentials and the pipe's scim block sends none; give it a token (or user and password, or an OAuth2 client) and its auth setting"
+	}
+	if status == http.StatusForbidden {
+		return fmt.Sprintf("%s: the credentials were accepted but may not do this; check the rights granted to %s (auth = %q in the pipe's scim block)",
+			head, creds, cfg.Auth)
+	}
+	return fmt.Sprintf("%s: it refused the credentials; check %s (and the environment variables the pipe's scim block reads them from) and the auth setting (auth = %q)",
+		head, creds, cfg.Auth)
 }
 
 // reachable asks the SCIM service for its configuration, briefly: a
@@ -277,14 +341,12 @@ func readRate(path string, into *atomic.Value) error {
 	return nil
 }
 
-func summary(w io.Writer, st *engine.Stats, dryRun, interrupted bool) {
+// summary prints the last line of a resync; what is "resync", "resync
+// interrupted" or "resync stopped".
+func summary(w io.Writer, st *engine.Stats, dryRun bool, what string) {
 	el := time.Since(st.Start)
 	done := st.Done.Load()
 	rate := float64(done) / el.Seconds()
-	what := "resync"
-	if interrupted {
-		what = "resync interrupted"
-	}
 	fmt.Fprintf(w, "%s: %d entries in %s (%.0f/s): %d created, %d updated, %d unchanged, %d skipped, %d out of scope, %d failed; %d requests",
 		what, done, el.Round(time.Millisecond), rate, st.Created.Load(), st.Updated.Load(), st.Unchanged.Load(),
 		st.Skipped.Load(), st.OutOfScope.Load(), st.Failed.Load(), st.Requests.Load())

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/scimsync/scimsync/engine"
+	"github.com/scimsync/scimsync/engine/control"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/engine/state"
@@ -25,14 +26,19 @@ func stateDirFlag(fs *pflag.FlagSet) *string {
 	return fs.String("state-dir", "", "where the pipe's checkpoint, id map and failed changes are kept (default $XDG_STATE_HOME/scimsync, or ~/.local/state/scimsync)")
 }
 
+// stateDirOf is the state directory: --state-dir, or the default.
+func stateDirOf(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	return state.DefaultDir()
+}
+
 // openState opens the pipe's state store.
 func openState(dir string, p *lang.Pipe) (*state.Store, error) {
-	if dir == "" {
-		d, err := state.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, err := stateDirOf(dir)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -68,16 +74,31 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 
 func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "PIPE", stderr)
-	once := fs.Bool("once", false, "apply every change available now, then exit")
+	once := fs.Bool("once", false, "apply every change available now, then exit (exit status 1 when changes remain parked)")
 	workers := fs.Int("workers", 4, "entries applied in parallel (changes to one entry stay in order)")
+	rate := fs.Float64("rate", 0, "at most this many requests per second to the SCIM service (0: no limit)")
+	startupTimeout := fs.Duration("startup-timeout", 0, "how long to wait for a directory that is down at start-up (0: as long as it takes; default 5m with --once)")
 	stateDir := stateDirFlag(fs)
 	verbose := fs.BoolP("verbose", "v", false, "also log out-of-scope changes")
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "scimsync run: name one pipe script")
+		fmt.Fprintln(stderr, "scimsync run: name one pipe script (the embedded demo never writes to a SCIM service)")
 		return exitUsage
+	}
+	if *rate < 0 {
+		fmt.Fprintln(stderr, "scimsync run: --rate must be 0 or more")
+		return exitUsage
+	}
+	if *startupTimeout < 0 {
+		fmt.Fprintln(stderr, "scimsync run: --startup-timeout must be 0 or more")
+		return exitUsage
+	}
+	if !fs.Changed("startup-timeout") && *once {
+		// A one-shot run is usually scheduled: bounded, so that a directory
+		// down for good fails the job instead of piling runs up.
+		*startupTimeout = defaultOnceStartupTimeout
 	}
 	p, st, ok := loadWithState("run", fs.Arg(0), *stateDir, stderr)
 	if !ok {
@@ -96,25 +117,48 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
 		return exitFail
 	}
-	src, err := source.Open(ctx, p.Source, start, source.Options{Logger: log, Once: *once, KnownDN: st.KnownDN})
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
-		return exitFail
+	if fs.Changed("rate") {
+		p.SCIM.Rate = *rate // over the script's rate; the client paces every worker together
 	}
-	defer src.Close()
 	client, err := scim.NewClient(p.SCIM, scim.WithLogger(log))
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
 		return exitFail
 	}
-	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Source: src, Workers: *workers, Log: log}
-	entry, closeEntry, err := sourceEntries(ctx, p, log)
+	dest := &engine.Destination{Client: client, Pipe: p}
+
+	// The directory may be down at start-up: wait for it, as a running
+	// source waits when the connection drops.
+	wait := newSourceWait(log, *startupTimeout)
+	var src source.Source
+	err = wait.do(ctx, func(ctx context.Context) (err error) {
+		src, err = source.Open(ctx, p.Source, start, source.Options{Logger: log, Once: *once, KnownDN: st.KnownDN})
+		return err
+	})
 	if err != nil {
-		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
-		return exitFail
+		return startupFailed(stderr, err)
 	}
-	defer closeEntry()
-	r.Entry = entry
+	defer src.Close()
+	var entries entryReaders
+	err = wait.do(ctx, func(ctx context.Context) (err error) {
+		entries, err = sourceEntries(ctx, p, log)
+		return err
+	})
+	if err != nil {
+		return startupFailed(stderr, err)
+	}
+	defer entries.close()
+	r := &engine.Runner{Pipe: p, Dest: dest, Store: st, Source: src, Workers: *workers, Log: log,
+		Entry: entries.byDN, EntryByID: entries.byID}
+
+	// failed list and failed retry reach this run through its control
+	// socket while it holds the store. Without one the sync still runs.
+	if srv, err := control.Listen(control.SocketPath(st.Path()), runnerBackend{r}); err != nil {
+		log.Warn("no control socket: `scimsync failed` cannot reach this run while it runs", "error", err.Error())
+	} else {
+		defer srv.Close()
+	}
+
 	began := time.Now()
 	err = r.Run(ctx)
 	log.Info("stopped", "applied", r.Stats.Applied.Load(), "unchanged", r.Stats.Unchanged.Load(),
@@ -127,7 +171,37 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitFail
 	}
+	if *once && ctx.Err() == nil {
+		// A scheduled --once run must not look successful while changes
+		// wait for someone to notice them.
+		parked, err := st.ListParked()
+		if err != nil {
+			fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+			return exitFail
+		}
+		if n := len(parked); n > 0 {
+			what := "changes remain"
+			if n == 1 {
+				what = "change remains"
+			}
+			fmt.Fprintf(stderr, "scimsync run: %d %s parked; see `scimsync failed list %s`\n", n, what, fs.Arg(0))
+			return exitFail
+		}
+	}
 	return exitOK
+}
+
+// defaultOnceStartupTimeout bounds how long `run --once` waits for a
+// directory that is down at start-up, unless --startup-timeout says.
+const defaultOnceStartupTimeout = 5 * time.Minute
+
+// startupFailed reports why run could not open its source.
+func startupFailed(stderr io.Writer, err error) int {
+	if errors.Is(err, context.Canceled) {
+		return exitOK // stopped (SIGINT/SIGTERM) while waiting for the source
+	}
+	fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+	return exitFail
 }
 
 func runSetStartpoint(args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -231,95 +305,49 @@ func indexDays(s string) int {
 	return -1
 }
 
-func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "list" && args[0] != "retry" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintf(stdout, "Usage: scimsync %s\n", helpText["failed"])
-			return exitOK
-		}
-		fmt.Fprintln(stderr, "scimsync failed: want list or retry: scimsync failed list PIPE, scimsync failed retry PIPE")
-		return exitUsage
-	}
-	verb := args[0]
-	fs := newFlags("failed", "list|retry PIPE", stderr)
-	stateDir := stateDirFlag(fs)
-	if code, done := parseFlags(fs, args[1:], stdout); done {
-		return code
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "scimsync failed %s: name one pipe script\n", verb)
-		return exitUsage
-	}
-	p, st, ok := loadWithState("failed", fs.Arg(0), *stateDir, stderr)
-	if !ok {
-		return exitFail
-	}
-	defer st.Close()
-	if verb == "list" {
-		parked, err := st.ListParked()
-		if err != nil {
-			fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
-			return exitFail
-		}
-		for _, pk := range parked {
-			fmt.Fprintf(stdout, "%s\t%s\tclass %s\t%d attempts\t%s\n", pk.Time.Format(time.RFC3339), pk.DN, pk.Class, pk.Attempts, pk.Error)
-		}
-		fmt.Fprintf(stdout, "%d failed changes\n", len(parked))
-		return exitOK
-	}
-	client, err := scim.NewClient(p.SCIM, scim.WithLogger(newLogger(stderr, slog.LevelWarn)))
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
-		return exitFail
-	}
-	log := newLogger(stderr, slog.LevelInfo)
-	entry, closeEntry, err := sourceEntries(context.Background(), p, log)
-	if err != nil {
-		// references the id map does not know then fail again, for later
-		log.Warn("cannot read the source's entries: references to entries not synced yet stay unresolved", "error", err.Error())
-		entry, closeEntry = nil, func() {}
-	}
-	defer closeEntry()
-	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Log: log, Entry: entry}
-	okN, failedN, err := r.RetryParked(context.Background())
-	if err != nil {
-		fmt.Fprintf(stderr, "scimsync failed retry: %v\n", err)
-		return exitFail
-	}
-	fmt.Fprintf(stdout, "%d applied, %d still failing\n", okN, failedN)
-	if failedN > 0 {
-		return exitFail
-	}
-	return exitOK
+// entryReaders are how `run` and `failed retry` read entries from the
+// source, beside its change stream.
+type entryReaders struct {
+	// byDN reads the entries that references (group members, managers)
+	// name and that the id map does not know, and parked entries of a
+	// source without identities.
+	byDN func(ctx context.Context, dn string) (*lang.Entry, error)
+	// byID reads an entry by its source identity wherever it is now (a
+	// parked entry read again); nil for an LDIF source.
+	byID  func(ctx context.Context, id string) (*lang.Entry, error)
+	close func()
 }
 
-// sourceEntries returns how `run` and `failed retry` read the entries that
-// references (group members, managers) name and that the id map does not
-// know: an LDIF source's file in its final state, or the source's
-// directory, read through a source.Reader (entries outside the source's
-// bases are left out). Each entry's class then says whether it is in scope,
-// and its lookup finds it in SCIM. Call the returned func when done.
-func sourceEntries(ctx context.Context, p *lang.Pipe, log *slog.Logger) (func(context.Context, string) (*lang.Entry, error), func(), error) {
+// sourceEntries returns the entryReaders of a pipe's source: an LDIF
+// source's file in its final state, or the source's directory, read
+// through a source.Reader (entries outside the source's bases are left out
+// when read by DN). Each entry's class then says whether it is in scope,
+// and its lookup finds it in SCIM. Call close when done.
+func sourceEntries(ctx context.Context, p *lang.Pipe, log *slog.Logger) (entryReaders, error) {
 	if p.Source.Kind == "ldif" {
 		f, err := os.Open(p.Source.File)
 		if err != nil {
-			return nil, nil, err
+			return entryReaders{}, err
 		}
 		_, dir, err := source.ReadLDIF(f)
 		f.Close()
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%v", p.Source.File, err)
+			return entryReaders{}, fmt.Errorf("%s:%v", p.Source.File, err)
 		}
-		return func(_ context.Context, dn string) (*lang.Entry, error) { return dir.Get(dn), nil }, func() {}, nil
+		return entryReaders{byDN: func(_ context.Context, dn string) (*lang.Entry, error) { return dir.Get(dn), nil }, close: func() {}}, nil
 	}
 	rd, err := source.OpenReader(ctx, p.Source, source.Options{Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return entryReaders{}, err
 	}
-	return func(ctx context.Context, dn string) (*lang.Entry, error) {
-		if !rd.InScope(dn) {
-			return nil, nil
-		}
-		return rd.Entry(ctx, dn)
-	}, func() { rd.Close() }, nil
+	return entryReaders{
+		byDN: func(ctx context.Context, dn string) (*lang.Entry, error) {
+			if !rd.InScope(dn) {
+				return nil, nil
+			}
+			return rd.Entry(ctx, dn)
+		},
+		byID:  rd.EntryByID,
+		close: func() { rd.Close() },
+	}, nil
 }

@@ -20,13 +20,11 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/tidwall/gjson"
 
-	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/scim/scimtest"
 	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source/ldaptest"
 	"github.com/scimsync/scimsync/engine/state"
-	"github.com/scimsync/scimsync/lang"
 )
 
 // The tests in this file run the `scimsync` binary with the shipped pipes,
@@ -384,6 +382,84 @@ func TestRunLDAPPrivateSlapd(t *testing.T) {
 	t.Parallel()
 	t.Run("restart", testRunSlapdRestart)
 	t.Run("present phase", testRunPresentPhase)
+	t.Run("down at start-up", testRunSlapdDownAtStart)
+}
+
+// testRunSlapdDownAtStart (issue 11 #5): `run` started while the directory
+// is down waits for it, logging the outage once each way, and applies a
+// change made once it is back; --startup-timeout bounds the wait, and
+// refused credentials fail at once.
+func testRunSlapdDownAtStart(t *testing.T) {
+	srv := ldaptest.StartOpenLDAP(t)
+	p := newLDAPPipe(t, srv)
+	prefix := scimtest.Unique("ds")
+	p.cleanUsers(prefix)
+	p.mustRun("set-startpoint", "--end")
+	srv.Stop(t)
+
+	// bounded: gives up with the reason
+	code, _, stderr := p.run("run", "--once", "--startup-timeout", "1s")
+	if code != 1 || !strings.Contains(stderr, "source unavailable since ") || !strings.Contains(stderr, "(--startup-timeout 1s)") {
+		t.Errorf("run --once --startup-timeout 1s with the directory down: exit %d\n%s", code, stderr)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := p.command(ctx, "run")
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	must(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("run after SIGTERM: %v\n%s", err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("run did not stop within 15s of SIGTERM")
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "source unavailable since "); {
+		select {
+		case err := <-exited:
+			t.Fatalf("run exited while the directory was down: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not report the directory down:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a few attempts fail
+	srv.Restart(t)
+	c := srv.Dial(t)
+	ldapAddUser(t, c, srv, prefix+"-1", "one@example.com")
+	p.waitUser(prefix+"-1", true, 60*time.Second)
+	out := logs.String()
+	if n := strings.Count(out, "source unavailable since "); n != 1 {
+		t.Errorf("the outage logged %d times, want once:\n%s", n, out)
+	}
+	if n := strings.Count(out, "source available again after "); n != 1 {
+		t.Errorf("the end of the outage logged %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, srv.BindPW) {
+		t.Error("the bind password is in the log")
+	}
+
+	// refused credentials are not an outage: run fails at once (a state of
+	// its own: the running one holds the pipe's)
+	bad := exec.CommandContext(ctx, p.bin, "run", "--once", "--state-dir", t.TempDir(), p.pipe)
+	bad.Env = append(append([]string(nil), p.environ...), "LDAP_BIND_PW=not-the-password")
+	var badOut bytes.Buffer
+	bad.Stderr = &badOut
+	err := bad.Run()
+	if bad.ProcessState.ExitCode() != 1 || !strings.Contains(badOut.String(), "directory refused the credentials") ||
+		strings.Contains(badOut.String(), "source unavailable") {
+		t.Errorf("run with a wrong password: %v\n%s", err, badOut.String())
+	}
 }
 
 // testRunSlapdRestart restarts slapd under a running `scimsync run`: it
@@ -537,15 +613,21 @@ func TestFailedRetryReadsReferences(t *testing.T) {
 	t.Cleanup(func() { _ = client.Delete(context.Background(), "/Users", memberID) })
 	gName := prefix + "-g"
 	gDN := "cn=" + gName + ",ou=Groups," + srv.Base
-	change, err := engine.EncodeChange(&lang.Change{Type: lang.Add, DN: gDN, Entry: lang.NewEntry(gDN, []lang.Attr{
-		{Name: "objectClass", Values: []string{"top", "groupOfNames"}}, {Name: "cn", Values: []string{gName}},
-		{Name: "member", Values: []string{memberDN}}, {Name: "entryUUID", Values: []string{"00000000-0000-0000-0000-" + prefix[len(prefix)-12:]}}})})
+	g := ldap.NewAddRequest(gDN, nil)
+	g.Attribute("objectClass", []string{"top", "groupOfNames"})
+	g.Attribute("cn", []string{gName})
+	g.Attribute("member", []string{memberDN})
+	ldapDo(t, "add group", c.Add(g))
+	res, err := c.Search(ldap.NewSearchRequest(gDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"entryUUID"}, nil))
 	must(t, err)
+	uuid := strings.ToLower(res.Entries[0].GetAttributeValue("entryUUID"))
+	// the parked record is a pointer to the entry: retrying reads it again
 	stateDir := t.TempDir()
 	st, err := openState(stateDir, p)
 	must(t, err)
-	_, err = st.Park(state.Parked{Identity: "00000000-0000-0000-0000-" + prefix[len(prefix)-12:], DN: gDN, Class: "groups",
-		Error: "the referenced entry is not at /Users yet", Attempts: 1, Time: time.Now(), Change: change})
+	_, err = st.Park(state.Parked{Key: uuid, Identity: uuid, DN: gDN, Op: "add", Class: "groups",
+		Error: "the referenced entry is not at /Users yet", Attempts: 1, Time: time.Now()})
 	must(t, err)
 	must(t, st.Close())
 

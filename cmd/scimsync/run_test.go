@@ -193,8 +193,9 @@ func TestStartpointRunFailed(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "start point set to ldif:1") {
 		t.Fatalf("set-startpoint: %d\n%s%s", code, stdout, stderr)
 	}
+	// --once exits 1 while a change stays parked, saying how many
 	code, _, stderr = runCLI(t, "run", "--once", "--state-dir", state, pipePath)
-	if code != 0 {
+	if code != 1 || !strings.Contains(stderr, "scimsync run: 1 change remains parked; see `scimsync failed list "+pipePath+"`") {
 		t.Fatalf("run: %d\n%s", code, stderr)
 	}
 	if strings.Contains(stderr, prefix+"-0,") || !strings.Contains(stderr, prefix+"-1,") || !strings.Contains(stderr, `"msg":"parked"`) {

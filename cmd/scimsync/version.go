@@ -106,8 +106,10 @@ entry a create). Progress goes to stderr (a bar on a terminal, a line every
 --progress-interval otherwise), then a summary. Entries that fail are
 listed, and written to --failed-dns in the format --dn-file reads, so they
 can be fed again. Exit status 1 when any entry failed, 130 when interrupted.
-Without PIPE, the embedded demo pipe runs.`,
-	"run": `run PIPE [--once] [--workers N] [--state-dir DIR]
+A 401 or 403 from the SCIM service stops the resync at once, with what to
+check (the credentials, the auth setting), and exit status 1. Without PIPE,
+the embedded demo pipe runs as a dry run: the demo never writes.`,
+	"run": `run PIPE [--once] [--workers N] [--rate N] [--startup-timeout DURATION] [--state-dir DIR]
 
 Reads the source's changes from the pipe's checkpoint on, maps each with
 the first matching class, and applies it to the SCIM service. Changes to
@@ -116,8 +118,16 @@ checkpoint moves past a change only once it is applied or parked, so a
 stopped or killed run resumes exactly where it stopped and loses nothing.
 A change that fails is parked (see scimsync failed) and the pipe goes on.
 Logs one line per change (JSON when stderr is not a terminal); never a value
-of the entry. --once applies what is available and exits. SIGINT/SIGTERM
-finish the changes in flight, save the checkpoint and exit.`,
+of the entry. --once applies what is available and exits; its exit status
+is 1 when changes remain parked. --rate caps the requests per second sent
+to the SCIM service. A directory that is down at start-up is waited for,
+with backoff (logged once when it goes and once when it is back), for at
+most --startup-timeout (default: as long as it takes; 5m with --once);
+refused credentials or a wrong base DN fail at once. While it runs,
+scimsync failed list and retry reach it through a socket beside its state
+file (mode 0600, removed on exit). SIGINT/SIGTERM finish the changes in
+flight, save the checkpoint and exit. A pipe script must be named: the
+embedded demo never writes to a SCIM service.`,
 	"set-startpoint": `set-startpoint PIPE (--beginning | --end | --change-number N | --rewind DURATION) [--state-dir DIR]
 
 Sets where run starts reading: --end (only changes made from now on; the
@@ -130,7 +140,9 @@ A source kind that cannot start there says so.`,
 list shows the changes run parked because they failed (when, DN, class,
 attempts, error); retry applies them again against the current SCIM
 service: those that succeed leave the list. Exit status 1 when some still
-fail.`,
+fail. Both work while run runs: they then ask the running process (through
+its control socket), and retry queues the parked changes for it to retry at
+once, each in order with its entry's other changes.`,
 	"map": `map [PIPE] [--entries FILE.ldif] [--current FILE.json]
 
 Shows what the pipe makes of each LDIF record: the sync class that takes it,
