@@ -465,9 +465,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.order.done(seq)
 		}
 	}
-	if ctx.Err() == nil && runErr == nil {
-		// The source ended (--once): every parked entry once more, so that
-		// what heals now is not left for the next run.
+	if ctx.Err() == nil && runErr == nil && !stopped && r.order.wait(seq) {
+		// The source ended (--once) and every change is done: every parked
+		// entry once more (those parked in this run too), so that what
+		// heals now is not left for the next run.
 		r.RetryParkedSoon()
 		r.retryDue(retryCtx, true)
 	}
