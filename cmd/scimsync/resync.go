@@ -55,11 +55,14 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	path := fs.Arg(0)
-	if path == "" {
+	demo := path == ""
+	if demo {
 		// The demo's SCIM block reads SCIM_URL and SCIM_TOKEN: set for a
 		// real service, a resync of it would load 22 demo users into it.
+		// It sends nothing at all, not even a lookup: the same output on
+		// every machine, whatever listens on the demo's URL.
 		*dryRun = true
-		fmt.Fprintln(stderr, "scimsync resync: no pipe script named: a dry run of the embedded demo pipe (scripts/demo.pipe); the demo never writes: name a pipe script to send requests")
+		fmt.Fprintln(stderr, "scimsync resync: no pipe script named: a dry run of the embedded demo pipe (scripts/demo.pipe), every entry shown as a create; the demo never contacts a service: name a pipe script to send requests")
 	}
 	p, opts, ok := loadPipe(path, stderr)
 	if !ok {
@@ -174,7 +177,9 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintln(stdout)
 		}
-		if !reachable(ctx, p.SCIM) {
+		if demo {
+			dest.Offline = true
+		} else if !reachable(ctx, p.SCIM) {
 			fmt.Fprintf(stderr, "scimsync resync: dry run: the SCIM service at %s is not reachable: every entry is shown as a create\n", p.SCIM.URL)
 			dest.Offline = true
 		}
