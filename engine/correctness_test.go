@@ -315,3 +315,25 @@ func TestModifyOfUnreadAttributesSendsNothing(t *testing.T) {
 		t.Errorf("a modify of a mapped attribute: %v", u)
 	}
 }
+
+// TestDeactivatedLeavesGroupsOnAStrictService: a deactivated user leaves
+// the pipe's groups also on a service that refuses value filters in PATCH
+// paths (remove members[value eq "id"]): the group's members are replaced
+// whole instead.
+func TestDeactivatedLeavesGroupsOnAStrictService(t *testing.T) {
+	s := newStream(t, "deactivate", "deactivate")
+	s.f.env.Strict(t, scimtest.Strict{UserAgent: s.f.ua, RejectFilteredPaths: true})
+	s.run(userLDIF(s.user("d"), "D"), userLDIF(s.user("e"), "E"),
+		fmt.Sprintf("dn: %s\ncn: %s-g\nmember: %s\nmember: %s", s.group("g"), s.prefix, s.user("d"), s.user("e")))
+	id, other := s.userRes("d")[0].Get("id").Str, s.userRes("e")[0].Get("id").Str
+	r := s.run(fmt.Sprintf("dn: %s\nchangetype: delete", s.user("d")))
+	if d := s.userRes("d"); len(d) != 1 || d[0].Get("active").Bool() {
+		t.Fatalf("d after the delete: %v", d)
+	}
+	if got := s.groupMembers("g"); len(got) != 1 || got[0] != other {
+		t.Errorf("members %v, want only %s (the deactivated %s gone)", got, other, id)
+	}
+	if n := r.Stats.Parked.Load(); n != 0 {
+		t.Errorf("%d parked", n)
+	}
+}

@@ -549,9 +549,17 @@ func (d *Destination) LeaveGroups(ctx context.Context, ep *lang.Endpoint, id str
 			return nil
 		}
 		done[gid] = true
+		if d.PatchForm() == PatchFormReplace {
+			return d.leaveWhole(ctx, gep, gid, id)
+		}
 		op := `{"schemas":["` + scim.URNPatchOp + `"],"Operations":[{"op":"remove","path":` +
 			strconvQuote("members[value eq "+scim.Quote(id)+"]") + `}]}`
-		if _, err := d.write(ctx, http.MethodPatch, gep.Path, gid, []byte(op)); err != nil && !scim.IsStatus(err, http.StatusNotFound) {
+		_, err := d.write(ctx, http.MethodPatch, gep.Path, gid, []byte(op))
+		if refusedFilter(err, []byte(op)) {
+			// A service that refuses value filters: the members, whole.
+			return d.leaveWhole(ctx, gep, gid, id)
+		}
+		if err != nil && !scim.IsStatus(err, http.StatusNotFound) {
 			return fmt.Errorf("removing %s from group %s: %w", id, gid, err)
 		}
 		return nil
@@ -596,6 +604,38 @@ func (d *Destination) LeaveGroups(ctx context.Context, ep *lang.Endpoint, id str
 				break
 			}
 		}
+	}
+	return nil
+}
+
+// leaveWhole removes member id from group gid by replacing the group's
+// members with the others (for services that refuse a value filter in a
+// PATCH path).
+func (d *Destination) leaveWhole(ctx context.Context, gep *lang.Endpoint, gid, id string) error {
+	if err := d.wait(ctx); err != nil {
+		return err
+	}
+	body, err := d.Client.Get(ctx, strings.TrimRight(gep.Path, "/")+"/"+url.PathEscape(gid))
+	if scim.IsStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get %s/%s: %w", gep.Path, gid, err)
+	}
+	found := false
+	for _, m := range gjson.GetBytes(body, "members").Array() {
+		found = found || m.Get("value").String() == id
+	}
+	if !found {
+		return nil
+	}
+	ops, err := scim.ReplaceFiltered(body, []scim.PatchOp{{Op: "remove", Path: "members[value eq " + scim.Quote(id) + "]"}}, d.diffOptions(gep))
+	if err != nil {
+		return fmt.Errorf("removing %s from group %s: %w", id, gid, err)
+	}
+	patch := scim.PatchBodies(ops, 0)[0]
+	if _, err := d.write(ctx, http.MethodPatch, gep.Path, gid, patch); err != nil && !scim.IsStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("removing %s from group %s: %w", id, gid, err)
 	}
 	return nil
 }
