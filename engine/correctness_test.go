@@ -153,13 +153,7 @@ func TestCreateInFlightAtCrashIsReconciled(t *testing.T) {
 		Pending: []string{`userName eq "` + prefix + `-u"`}, CreateSent: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	elsewhere := "ou=Elsewhere," + srv.Base
-	ou := ldap.NewAddRequest(elsewhere, nil)
-	ou.Attribute("objectClass", []string{"top", "organizationalUnit"})
-	ou.Attribute("ou", []string{"Elsewhere"})
-	if err := c.Add(ou); err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := ldapAddOU(t, c, srv, "Elsewhere")
 	if err := c.ModifyDN(ldap.NewModifyDNRequest(uDN, "uid="+prefix+"-u", true, elsewhere)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +180,7 @@ func TestReplayedAddJudgedByCurrentDN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	elsewhere := "ou=Elsewhere," + srv.Base
-	ou := ldap.NewAddRequest(elsewhere, nil)
-	ou.Attribute("objectClass", []string{"top", "organizationalUnit"})
-	ou.Attribute("ou", []string{"Elsewhere"})
-	if err := c.Add(ou); err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := ldapAddOU(t, c, srv, "Elsewhere")
 	u := ldap.NewAddRequest("uid="+prefix+"-u,"+elsewhere, nil)
 	u.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "inetOrgPerson"})
 	u.Attribute("uid", []string{prefix + "-u"})
@@ -210,20 +198,14 @@ func TestReplayedAddJudgedByCurrentDN(t *testing.T) {
 		pos, _ := r.st.Checkpoint()
 		return pos != startPos, pos
 	})
-	r.stop()
-	if err := <-r.done; err != nil {
-		t.Fatal(err)
-	}
-	r.done <- nil
+	r.halt()
 	// As after a kill -9 before the checkpoint was saved: the changes are
 	// read again, the id map knows the entry.
 	if err := r.st.SetCheckpoint(startPos); err != nil {
 		t.Fatal(err)
 	}
 	seq := r.lastSeq()
-	r2 := *r
-	r2.done = make(chan error, 1)
-	r2.start()
+	r2 := r.restart()
 	waitFor(t, 10*time.Second, "the changes read again", func() (bool, string) {
 		pos, _ := r2.st.Checkpoint()
 		return pos != startPos, pos
@@ -265,18 +247,12 @@ func TestPresentPhaseHonoursOnDelete(t *testing.T) {
 	r.start()
 	dDN := srv.AddUser(t, c, prefix+"-d", nil)
 	id := r.user(prefix+"-d", nil).Get("id").Str
-	r.stop()
-	if err := <-r.done; err != nil {
-		t.Fatal(err)
-	}
-	r.done <- nil
+	r.halt()
 	priv.Stop(t)
 	priv.Restart(t, "OPENLDAP_SESSIONLOG=memory")
 	c = priv.Dial(t)
 	ldapDelete(t, c, dDN)
-	r2 := *r
-	r2.done = make(chan error, 1)
-	r2.start()
+	r.restart()
 	r.user(prefix+"-d", func(u gjson.Result) (bool, string) {
 		return u.Get("id").Str == id && u.Get("active").Exists() && !u.Get("active").Bool(), u.Raw
 	})

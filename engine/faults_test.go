@@ -187,13 +187,7 @@ func TestRunOutageParksNothing(t *testing.T) {
 	bDN := srv.AddUser(t, c, prefix+"-b", nil)
 	ldapModify(t, c, aDN, func(m *ldap.ModifyRequest) { m.Replace("mail", []string{"a.new@example.com"}) })
 	gName := prefix + "-g"
-	g := ldap.NewAddRequest("cn="+gName+",ou=Groups,"+srv.Base, nil)
-	g.Attribute("objectClass", []string{"top", "groupOfNames"})
-	g.Attribute("cn", []string{gName})
-	g.Attribute("member", []string{aDN, bDN})
-	if err := c.Add(g); err != nil {
-		t.Fatal(err)
-	}
+	ldapAddGroup(t, c, srv, gName, aDN, bDN)
 	time.Sleep(15*time.Second - time.Since(began))
 	px.down()
 	ldapDelete(t, c, dDN)
@@ -272,13 +266,7 @@ func TestRunDirectoryRestartWhileReadingMembers(t *testing.T) {
 	}
 	r.start()
 	gName := prefix + "-g"
-	g := ldap.NewAddRequest("cn="+gName+",ou=Groups,"+srv.Base, nil)
-	g.Attribute("objectClass", []string{"top", "groupOfNames"})
-	g.Attribute("cn", []string{gName})
-	g.Attribute("member", []string{aDN, bDN})
-	if err := c.Add(g); err != nil {
-		t.Fatal(err)
-	}
+	ldapAddGroup(t, c, srv, gName, aDN, bDN)
 	select {
 	case <-restarted:
 	case <-time.After(30 * time.Second):
@@ -310,14 +298,7 @@ func TestParkedRetryReadsTheEntryNow(t *testing.T) {
 	bID := r.user(prefix+"-b", nil).Get("id").Str
 	cID := r.user(prefix+"-c", nil).Get("id").Str
 	gName := prefix + "-g"
-	gDN := "cn=" + gName + ",ou=Groups," + srv.Base
-	g := ldap.NewAddRequest(gDN, nil)
-	g.Attribute("objectClass", []string{"top", "groupOfNames"})
-	g.Attribute("cn", []string{gName})
-	g.Attribute("member", []string{aDN, bDN})
-	if err := c.Add(g); err != nil {
-		t.Fatal(err)
-	}
+	gDN := ldapAddGroup(t, c, srv, gName, aDN, bDN)
 	gID := r.group(gName, aID, bID).Get("id").Str
 
 	// Each of these changes is refused (409, also on the two fresh tries)
@@ -333,11 +314,7 @@ func TestParkedRetryReadsTheEntryNow(t *testing.T) {
 		return len(ps) == 3, fmt.Sprint(len(ps))
 	})
 	// The run stops; the directory moves on without it.
-	r.stop()
-	if err := <-r.done; err != nil {
-		t.Fatal(err)
-	}
-	r.done <- nil // for the cleanup
+	r.halt() // for the cleanup
 	ldapModify(t, c, aDN, func(m *ldap.ModifyRequest) { m.Replace("mail", []string{"a2@example.com"}) })
 	if err := c.ModifyDN(ldap.NewModifyDNRequest(aDN, "uid="+prefix+"-a2", true, "")); err != nil {
 		t.Fatal(err)

@@ -898,6 +898,9 @@ func (r *Runner) present(ctx context.Context, e *source.Event) bool {
 		}
 		return true
 	})
+	if len(goners) > 0 {
+		r.Log.Info("present phase: entries the id map knows are not in the directory's present set", "count", len(goners))
+	}
 	ev := r.Pipe.NewEvaluator()
 	for _, g := range goners {
 		// Read again by identity: an entry outside the present set may have

@@ -255,6 +255,55 @@ func ldapModify(t *testing.T, c *ldap.Conn, dn string, f func(*ldap.ModifyReques
 	}
 }
 
+// ldapAddGroup adds a groupOfNames cn=name under ou=Groups of srv and
+// returns its DN.
+func ldapAddGroup(t *testing.T, c *ldap.Conn, srv ldaptest.Server, name string, members ...string) string {
+	t.Helper()
+	dn := "cn=" + name + ",ou=Groups," + srv.Base
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "groupOfNames"})
+	req.Attribute("cn", []string{name})
+	req.Attribute("member", members)
+	if err := c.Add(req); err != nil {
+		t.Fatalf("add %s: %v", dn, err)
+	}
+	return dn
+}
+
+// ldapAddOU adds ou=name under srv's base (outside every class's base) and
+// returns its DN.
+func ldapAddOU(t *testing.T, c *ldap.Conn, srv ldaptest.Server, name string) string {
+	t.Helper()
+	dn := "ou=" + name + "," + srv.Base
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "organizationalUnit"})
+	req.Attribute("ou", []string{name})
+	if err := c.Add(req); err != nil {
+		t.Fatalf("add %s: %v", dn, err)
+	}
+	return dn
+}
+
+// halt stops the run before the test ends (the cleanup then finds it
+// stopped).
+func (r *ldapRun) halt() {
+	r.t.Helper()
+	r.stop()
+	if err := <-r.done; err != nil {
+		r.t.Fatal(err)
+	}
+	r.done <- nil
+}
+
+// restart runs the pipe again from the store's checkpoint, as a new
+// process would.
+func (r *ldapRun) restart() *ldapRun {
+	r2 := *r
+	r2.done = make(chan error, 1)
+	r2.start()
+	return &r2
+}
+
 func ldapDelete(t *testing.T, c *ldap.Conn, dn string) {
 	t.Helper()
 	if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
@@ -488,20 +537,9 @@ func TestRunLDAPGroupsAndScope(t *testing.T) {
 	bDN := srv.AddUser(t, c, prefix+"-b", nil)
 	aID := r.user(prefix+"-a", nil).Get("id").Str
 	bID := r.user(prefix+"-b", nil).Get("id").Str
-	addGroup := func(name string, members ...string) string {
-		dn := "cn=" + name + ",ou=Groups," + srv.Base
-		req := ldap.NewAddRequest(dn, nil)
-		req.Attribute("objectClass", []string{"top", "groupOfNames"})
-		req.Attribute("cn", []string{name})
-		req.Attribute("member", members)
-		if err := c.Add(req); err != nil {
-			t.Fatal(err)
-		}
-		return dn
-	}
-	innerDN := addGroup(prefix+"-inner", bDN)
+	innerDN := ldapAddGroup(t, c, srv, prefix+"-inner", bDN)
 	innerID := r.group(prefix+"-inner", bID).Get("id").Str
-	outerDN := addGroup(prefix+"-outer", aDN, innerDN)
+	outerDN := ldapAddGroup(t, c, srv, prefix+"-outer", aDN, innerDN)
 	outer := r.group(prefix+"-outer", aID, innerID)
 	for _, m := range outer.Get("members").Array() {
 		if m.Get("value").Str == innerID && m.Get("type").Str != "Group" {
@@ -529,13 +567,7 @@ func TestRunLDAPGroupsAndScope(t *testing.T) {
 	}
 
 	// a out of ou=People: out of the people class's base.
-	elsewhere := "ou=Elsewhere," + srv.Base
-	ou := ldap.NewAddRequest(elsewhere, nil)
-	ou.Attribute("objectClass", []string{"top", "organizationalUnit"})
-	ou.Attribute("ou", []string{"Elsewhere"})
-	if err := c.Add(ou); err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := ldapAddOU(t, c, srv, "Elsewhere")
 	if err := c.ModifyDN(ldap.NewModifyDNRequest(aDN, "uid="+prefix+"-a", true, elsewhere)); err != nil {
 		t.Fatal(err)
 	}
