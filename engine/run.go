@@ -948,6 +948,9 @@ func (r *Runner) park(key, identity string, ch *lang.Change, class, pos string, 
 		}
 		if ok {
 			attempts = p.Attempts + 1
+			if class == "" {
+				class = p.Class // a retry that failed before a class took it
+			}
 		}
 		now := time.Now().UTC()
 		p = state.Parked{ID: p.ID, Key: key, Identity: identity, DN: ch.DN, Op: ch.Type.String(), Class: class,
