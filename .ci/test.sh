@@ -14,6 +14,10 @@ source .ci/scim.sh
 # changelog, content sync), from Debian's packages.
 # shellcheck source=.ci/ldap.sh
 source .ci/ldap.sh
+# A Samba Active Directory DC (DirSync) on 127.0.0.1:389; as root only, since
+# Samba's LDAP port is fixed (not root: the AD tests skip, saying so).
+# shellcheck source=.ci/samba.sh
+source .ci/samba.sh
 export SCIMSYNC_REQUIRE_SERVERS=1
 
 # --- repl: tmux, for the terminal UI test (cmd/scimsync/repl_test.go) ---

@@ -39,10 +39,12 @@ import (
 // insufficientAccessRights: use an account with "Replicating Directory
 // Changes".
 //
-// Tested by unit tests of the conversion, and against a Samba AD DC 4.17 by
-// TestDirSyncSamba, which is optional (it runs only when SAMBA_AD_URL is
-// set and is not required by SCIMSYNC_REQUIRE_SERVERS): Samba binds the
-// fixed port 389, so it needs root and one instance per network namespace.
+// Tested by unit tests of the conversion, and against a Samba AD DC by
+// TestDirSyncSamba here and the end-to-end tests of engine and
+// cmd/scimsync, against the DC that .ci/samba.sh starts for every CI run
+// (required under SCIMSYNC_REQUIRE_SERVERS): Samba binds the fixed port
+// 389, so it needs root (the tests skip without it, saying so) and one
+// instance per network namespace.
 type DirSync struct {
 	cfg    lang.SourceConfig
 	opts   Options

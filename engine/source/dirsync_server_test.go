@@ -1,7 +1,6 @@
 package source
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,36 +12,26 @@ import (
 	"github.com/scimsync/scimsync/lang"
 )
 
-// TestDirSyncSamba runs the DirSync source against a Samba AD DC. It is
-// optional and never required by SCIMSYNC_REQUIRE_SERVERS: Samba's LDAP
-// port is fixed at 389, so it needs root and one instance per network
-// namespace. Start one with the team harness (start-samba-ad.sh, see the
-// servers doc) and export SAMBA_AD_URL, SAMBA_AD_BASE, SAMBA_AD_BIND_DN and
-// SAMBA_AD_BIND_PW from its env file.
+// TestDirSyncSamba runs the DirSync source against the shared Samba AD DC
+// (ldaptest.AD: started by .ci/samba.sh as root, required in CI; it skips
+// saying why when not root, since Samba's LDAP port is fixed at 389), in
+// an OU of its own: an add, a modify, a rename and a delete (a tombstone
+// under CN=Deleted Objects) each arrive as one event with the entry's
+// objectGUID as identity.
 func TestDirSyncSamba(t *testing.T) {
-	url := os.Getenv("SAMBA_AD_URL")
-	if url == "" {
-		t.Skip("optional: Samba AD not running (it needs root and port 389); export SAMBA_AD_URL etc. to run this test")
-	}
-	base := os.Getenv("SAMBA_AD_BASE")
+	shared := ldaptest.AD(t)
+	c := shared.Dial(t)
+	srv := shared.ADSubtree(t, c, ldaptest.Unique("ds"))
 	cfg := lang.SourceConfig{
-		Kind: "dirsync", URLs: []string{url}, BindDN: os.Getenv("SAMBA_AD_BIND_DN"),
-		Password: secret.New(os.Getenv("SAMBA_AD_BIND_PW")), Base: []string{"CN=Users," + base},
+		Kind: "dirsync", URLs: []string{srv.URL}, BindDN: srv.BindDN,
+		Password: secret.New(srv.BindPW), Base: []string{srv.Base},
 		Timeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
 	}
 	start := startPoint(t, cfg, StartSpec{Kind: StartEnd})
 	src := openSource(t, cfg, start, Options{})
 
-	c, err := ldap.DialURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Bind(cfg.BindDN, cfg.Password.Reveal()); err != nil {
-		t.Fatal(err)
-	}
 	name := ldaptest.Unique("ds")
-	dn := "CN=" + name + ",CN=Users," + base
+	dn := "CN=" + name + ",OU=People," + srv.Base
 	add := ldap.NewAddRequest(dn, nil)
 	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
 	add.Attribute("sAMAccountName", []string{name[:min(len(name), 20)]})

@@ -17,6 +17,14 @@
 // never changes the seed entries (testdata/ldap/base.ldif): it adds its own
 // with Unique names. A test that restarts a server or trims its changelog
 // starts a private instance (StartOpenLDAP, Start389DS).
+//
+// Active Directory is a Samba AD domain controller (DirSync), started by
+//
+//	source .ci/samba.sh     # as root; exports SAMBA_AD_*, stops it on exit
+//
+// Samba's LDAP port is fixed at 389, so there is one DC per machine and no
+// private instance: AD tests share it, never restart it, and work in an OU
+// of their own (ADSubtree).
 package ldaptest
 
 import (
@@ -47,7 +55,7 @@ const SkipMessage = "real LDAP servers not running: `source .ci/ldap.sh` starts 
 
 // Server is one running LDAP server.
 type Server struct {
-	Kind    string // "openldap" or "389ds"
+	Kind    string // "openldap", "389ds" or "ad"
 	URL     string // ldap://127.0.0.1:PORT
 	Base    string // dc=example,dc=com
 	BindDN  string // an administrator (rootdn / Directory Manager)
@@ -68,6 +76,28 @@ func OpenLDAP(t testing.TB) Server {
 func DS389(t testing.TB) Server {
 	t.Helper()
 	return fromEnv(t, "389ds", "DS389")
+}
+
+// ADSkipMessage is the reason given when the Samba AD DC is not running.
+const ADSkipMessage = "Samba AD not running: as root, `source .ci/samba.sh` provisions and starts a DC on 127.0.0.1:389 and exports SAMBA_AD_* (see testdata/servers/start-samba-ad.sh)"
+
+// AD returns the shared Samba Active Directory domain controller (the
+// DirSync source's server), or skips like OpenLDAP. Not running as root, it
+// always skips, saying why: Samba binds the privileged port 389 and has no
+// setting to move it, so .ci/samba.sh starts no DC then, and
+// SCIMSYNC_REQUIRE_SERVERS cannot ask for one.
+func AD(t testing.TB) Server {
+	t.Helper()
+	if os.Getenv("SAMBA_AD_URL") == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("Samba AD needs root: its LDAP server always binds port 389 (no port setting), so the AD tests run only as root (" + ADSkipMessage + ")")
+		}
+		if os.Getenv(RequireServersEnv) == "1" {
+			t.Fatalf("%s (SAMBA_AD_URL is unset; %s=1 makes this a failure)", ADSkipMessage, RequireServersEnv)
+		}
+		t.Skip(ADSkipMessage)
+	}
+	return fromEnv(t, "ad", "SAMBA_AD")
 }
 
 func fromEnv(t testing.TB, kind, prefix string) Server {
@@ -96,7 +126,11 @@ func fromEnv(t testing.TB, kind, prefix string) Server {
 		c.Close()
 	}
 	if err != nil {
-		t.Fatalf("%s test server at %s does not answer (restart it with testdata/servers/start-%s.sh): %v", kind, s.URL, kind, err)
+		script := "start-" + kind + ".sh"
+		if kind == "ad" {
+			script = "start-samba-ad.sh"
+		}
+		t.Fatalf("%s test server at %s does not answer (restart it with testdata/servers/%s): %v", kind, s.URL, script, err)
 	}
 	return s
 }
@@ -293,4 +327,109 @@ func (s Server) Subtree(t testing.TB, c *ldap.Conn, name string) Server {
 	sub := s
 	sub.Base = base
 	return sub
+}
+
+// ADSubtree makes OU=NAME under the AD domain's base, with OU=People and
+// OU=Groups in it, and returns the server with that OU as its Base (given
+// as LDAP_BASE to scripts/ad-to-scim.pipe, a run sees only this test's
+// entries). Everything under it is deleted when the test ends (the
+// tombstones stay, as AD keeps them).
+func (s Server) ADSubtree(t testing.TB, c *ldap.Conn, name string) Server {
+	t.Helper()
+	base := "OU=" + name + "," + s.Base
+	for _, dn := range []string{base, "OU=People," + base, "OU=Groups," + base} {
+		req := ldap.NewAddRequest(dn, nil)
+		req.Attribute("objectClass", []string{"top", "organizationalUnit"})
+		if err := c.Add(req); err != nil {
+			t.Fatalf("add %s: %v", dn, err)
+		}
+	}
+	t.Cleanup(func() {
+		// the tree delete control (1.2.840.113556.1.4.805) removes the OU
+		// with everything below it in one request
+		del := ldap.NewDelRequest(base, []ldap.Control{ldap.NewControlString("1.2.840.113556.1.4.805", true, "")})
+		if err := c.Del(del); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			t.Logf("cleaning %s up: %v", base, err)
+		}
+	})
+	sub := s
+	sub.Base = base
+	return sub
+}
+
+// ADUser is an Active Directory account made by AddADUser.
+type ADUser struct {
+	DN  string // CN=NAME,OU=People,<base>
+	UPN string // NAME@<domain>: the shipped pipe's userName
+}
+
+// AddADUser adds a user CN=NAME under OU=People of the server's Base
+// (ADSubtree), with sAMAccountName NAME (at most 20 characters, AD's
+// limit), userPrincipalName NAME@<domain>, and userAccountControl 544
+// (an enabled normal account that needs no password: an account added
+// over LDAP without one is otherwise disabled), plus attrs.
+func (s Server) AddADUser(t testing.TB, c *ldap.Conn, name string, attrs map[string][]string) ADUser {
+	t.Helper()
+	if len(name) > 20 {
+		t.Fatalf("AD account name %q is longer than 20 characters", name)
+	}
+	u := ADUser{DN: "CN=" + name + ",OU=People," + s.Base, UPN: name + "@" + ADDomain(s.Base)}
+	req := ldap.NewAddRequest(u.DN, nil)
+	req.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	req.Attribute("sAMAccountName", []string{name})
+	req.Attribute("userPrincipalName", []string{u.UPN})
+	if _, ok := attrs["userAccountControl"]; !ok {
+		req.Attribute("userAccountControl", []string{"544"})
+	}
+	for k, v := range attrs {
+		req.Attribute(k, v)
+	}
+	if err := c.Add(req); err != nil {
+		t.Fatalf("add %s: %v", u.DN, err)
+	}
+	return u
+}
+
+// AddADGroup adds a global security group CN=NAME under OU=Groups of the
+// server's Base with members (DNs), and returns its DN.
+func (s Server) AddADGroup(t testing.TB, c *ldap.Conn, name string, members ...string) string {
+	t.Helper()
+	dn := "CN=" + name + ",OU=Groups," + s.Base
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "group"})
+	req.Attribute("sAMAccountName", []string{name})
+	if len(members) > 0 {
+		req.Attribute("member", members)
+	}
+	if err := c.Add(req); err != nil {
+		t.Fatalf("add %s: %v", dn, err)
+	}
+	return dn
+}
+
+// ADGUID is an entry's objectGUID in the textual form AD tools show and
+// the shipped pipe sends as externalId: the first three groups of the 16
+// bytes little-endian, the last two in order. "" without a 16-byte value.
+func ADGUID(e *ldap.Entry) string {
+	b := e.GetRawAttributeValue("objectGUID")
+	if len(b) != 16 {
+		return ""
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", []byte{b[3], b[2], b[1], b[0]}, []byte{b[5], b[4]}, []byte{b[7], b[6]}, b[8:10], b[10:])
+}
+
+// ADDomain is the DNS domain of a DN's DC= components:
+// OU=x,DC=example,DC=com is example.com.
+func ADDomain(dn string) string {
+	var dcs []string
+	if d, err := ldap.ParseDN(dn); err == nil {
+		for _, r := range d.RDNs {
+			for _, a := range r.Attributes {
+				if strings.EqualFold(a.Type, "dc") {
+					dcs = append(dcs, strings.ToLower(a.Value))
+				}
+			}
+		}
+	}
+	return strings.Join(dcs, ".")
 }
