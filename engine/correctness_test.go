@@ -313,3 +313,42 @@ func TestDeactivatedLeavesGroupsOnAStrictService(t *testing.T) {
 		t.Errorf("%d parked", n)
 	}
 }
+
+// TestMovedOutOfTheSourceLeavesScope: with classes that name no base of
+// their own, an entry renamed to a DN outside the source's base (as
+// 389-ds's changelog and AD's DirSync report it) has left the pipe's scope:
+// its class's onLeave applies (delete by default).
+func TestMovedOutOfTheSourceLeavesScope(t *testing.T) {
+	shared := ldaptest.DS389(t)
+	c := shared.Dial(t)
+	prefix := scimtest.Unique("mos")
+	outside := "ou=" + prefix + "-outside," + shared.Base
+	o := ldap.NewAddRequest(outside, nil)
+	o.Attribute("objectClass", []string{"top", "organizationalUnit"})
+	if err := c.Add(o); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ldapDelete(t, c, "uid="+prefix+"-u,"+outside); ldapDelete(t, c, outside) })
+	srv := shared.Subtree(t, c, prefix)
+	r := startLDAPRun(t, "389ds-to-scim.pipe", srv)
+	text := strings.Replace(pipeText(t, "389ds-to-scim.pipe"), `  base     = "ou=People," + env("LDAP_BASE", "dc=example,dc=com")`+"\n", "", 1)
+	p, err := lang.Load("nobase.pipe", text, lang.LoadOptions{LookupEnv: func(k string) (string, bool) {
+		v, ok := map[string]string{"LDAP_URL": srv.URL, "LDAP_BASE": srv.Base, "LDAP_BIND_DN": srv.BindDN,
+			"LDAP_BIND_PW": srv.BindPW, "SCIM_URL": r.env.URL, "SCIM_TOKEN": r.env.Token}[k]
+		return v, ok
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Class("people").Base) != 0 {
+		t.Fatal("the people class still names a base")
+	}
+	r.pipe = p
+	r.start()
+	uDN := srv.AddUser(t, c, prefix+"-u", nil)
+	id := r.user(prefix+"-u", nil).Get("id").Str
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(uDN, "uid="+prefix+"-u", true, outside)); err != nil {
+		t.Fatal(err)
+	}
+	r.gone("/Users/" + id)
+}

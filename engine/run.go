@@ -88,6 +88,9 @@ type Runner struct {
 	queues  []chan job
 	queueMu sync.RWMutex // held for reading while sending to queues; closing takes it for writing
 	closed  bool
+
+	scopeOnce sync.Once
+	scope     source.Scope // the source's base DNs
 }
 
 // RunStats counts what a run did.
@@ -617,6 +620,14 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 		// GET. The resource may be parked behind: not cleared (Untouched).
 		return owner.Name, Applied{Outcome: Untouched, ID: m.SCIMID}, nil
 	}
+	if ch.Type != lang.Delete && !r.inSource(ch.DN) {
+		// Moved outside the source's bases (DirSync and changelogs report
+		// such a rename): out of scope, whatever the classes' bases say.
+		if !known {
+			return "", Applied{Outcome: OutOfScope}, nil
+		}
+		return r.leave(ctx, k, oldKey, m, ch)
+	}
 	res, err := ev.Eval(ch, lang.Realtime)
 	if err != nil {
 		return takenBy(ev, ch), Applied{}, err
@@ -680,6 +691,17 @@ func takenBy(ev *lang.Evaluator, ch *lang.Change) string {
 		return ""
 	}
 	return reports[len(reports)-1].Class.Name
+}
+
+// inSource reports whether dn is under the source's base DNs.
+func (r *Runner) inSource(dn string) bool {
+	r.scopeOnce.Do(func() {
+		var err error
+		if r.scope, err = source.NewScope(r.Pipe.Source.Base); err != nil {
+			r.scope, _ = source.NewScope(nil) // checked at load: cannot happen
+		}
+	})
+	return r.scope.Contains(dn)
 }
 
 // currentDN judges a replayed or stale change by where its entry is now:

@@ -99,6 +99,20 @@ func entryIdentity(e *lang.Entry, attr string) (string, string) {
 	return "", ""
 }
 
+// Scope tells whether a DN is under a source's base DNs (every DN when
+// the source names none): for the engine, an entry whose DN is now outside
+// them has left the pipe's scope, whatever its class says.
+type Scope struct{ s scope }
+
+// NewScope parses a source's base DNs.
+func NewScope(bases []string) (Scope, error) {
+	s, err := newScope(bases)
+	return Scope{s}, err
+}
+
+// Contains reports whether dn is one of the bases or below one.
+func (s Scope) Contains(dn string) bool { return s.s.contains(dn) }
+
 // scope is the set of base DNs a source reports changes under; empty means
 // everything.
 type scope []*ldap.DN
