@@ -44,7 +44,9 @@ func (r *Result) Resource(op Op, res Resolver) ([]byte, error) {
 		}
 	}
 	w.buf = append(w.buf, ']')
-	w.members(cl.shape.children, false)
+	if cl.shape != nil { // nil: a class without a map block sends only its schemas
+		w.members(cl.shape.children, false)
+	}
 	w.buf = append(w.buf, '}')
 	return append([]byte(nil), w.buf...), nil
 }
