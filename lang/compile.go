@@ -566,6 +566,10 @@ func (c *compiler) expression(t exprText, what string, w want) *expression {
 		return nil
 	}
 	e := &expression{prog: prog, text: t, pos: c.src.Pos(t.off), what: what}
+	// $env reaches every attribute the pipe binds, password attributes
+	// included, whatever name or key it is indexed with: an expression that
+	// reads it is as secret as one that names userPassword.
+	e.secret = v.whole
 	for a := range v.used {
 		e.secret = e.secret || IsSecretAttribute(a)
 	}

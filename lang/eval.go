@@ -111,6 +111,52 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	return r, nil
 }
 
+// Secrets returns the values of the result that are never shown: every
+// value of the change's password attributes (userPassword, unicodePwd, …)
+// and every string a mapping gave whose target is password or whose
+// expression reads a password attribute. Outputs for people (map, resync
+// --dry-run, the REPL) show each as secret.Withheld; the request sent
+// carries the real value.
+func (r *Result) Secrets() []string {
+	var out []string
+	if r.Change != nil && r.Change.Entry != nil {
+		for _, a := range r.Change.Entry.Attrs() {
+			if IsSecretAttribute(a.Name) {
+				out = append(out, a.Values...)
+			}
+		}
+	}
+	if r.Class == nil {
+		return out
+	}
+	for i, m := range r.Class.Mappings {
+		if i >= len(r.values) || !(m.password || m.prog != nil && m.prog.secret) {
+			continue
+		}
+		out = appendStrings(out, r.values[i])
+	}
+	return out
+}
+
+// appendStrings appends the strings in v (a string, a list, a map).
+func appendStrings(out []string, v any) []string {
+	switch x := v.(type) {
+	case string:
+		return append(out, x)
+	case []string:
+		return append(out, x...)
+	case []any:
+		for _, e := range x {
+			out = appendStrings(out, e)
+		}
+	case map[string]any:
+		for _, e := range x {
+			out = appendStrings(out, e)
+		}
+	}
+	return out
+}
+
 // changeTypeValues are the change types' names, boxed once.
 var changeTypeValues = [...]any{0: "unknown", Add: "add", Modify: "modify", Delete: "delete", ModRDN: "modrdn"}
 

@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/scimsync/scimsync/builtins"
@@ -63,7 +65,7 @@ func (sf *settingsFuncs) options() []expr.Option {
 			if len(args) > 1 {
 				return args[1], nil
 			}
-			return nil, fmt.Errorf("environment variable %s is not set", name)
+			return nil, &settingIOError{fmt.Sprintf("environment variable %s is not set", name)}
 		}, new(func(string) string), new(func(string, string) string)),
 		expr.Function("file", func(args ...any) (any, error) {
 			name, _ := args[0].(string)
@@ -73,13 +75,19 @@ func (sf *settingsFuncs) options() []expr.Option {
 			}
 			data, err := sf.opts.readFile(path)
 			if err != nil {
-				return nil, fmt.Errorf("cannot read file %s: %v", name, unwrapPathError(err))
+				return nil, &settingIOError{fmt.Sprintf("cannot read file %s: %v", name, unwrapPathError(err))}
 			}
 			return strings.TrimRight(string(data), "\r\n"), nil
 		}, new(func(string) string)),
 	)
 	return opts
 }
+
+// settingIOError is env's or file's own failure: it names the variable or
+// the file, never a value, so it is shown as is.
+type settingIOError struct{ msg string }
+
+func (e *settingIOError) Error() string { return e.msg }
 
 // eval compiles and runs one setting expression.
 func (c *compiler) evalSetting(s *setting, sp spec) (any, bool) {
@@ -91,6 +99,19 @@ func (c *compiler) evalSetting(s *setting, sp spec) (any, bool) {
 	var m vm.VM
 	v, err := m.Run(prog, nil)
 	if err != nil {
+		// A runtime message may quote a value ("parsing \"tok…\": invalid
+		// syntax") read by env() or file(), perhaps a token. Only env's and
+		// file's own messages, which name a variable or a file, are shown.
+		var own *settingIOError
+		if !errors.As(err, &own) {
+			var fe *file.Error
+			if !errors.As(err, &fe) {
+				fe = &file.Error{}
+			}
+			err = &file.Error{Location: fe.Location, Message: "the expression failed (its message is withheld: " +
+				"a setting's error never quotes a value, which may come from env() or file()); " +
+				"check the conversions it makes, e.g. int(…) of a value that is not a number"}
+		}
 		c.exprError(s.expr, err, nil)
 		return nil, false
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/ldif"
+	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/lang"
 )
@@ -180,14 +182,18 @@ func (m *mapper) show(rec *ldif.Record, ch *lang.Change) outcome {
 		return o
 	}
 	head := fmt.Sprintf("%s  (line %d, %s)", ch.DN, rec.Line, ch.Type)
+	// Password values are sent, never shown: every output below shows
+	// them as (withheld), in the text and in --json alike.
+	sc := secret.NewScrubber(secret.Withheld, entrySecrets(ch)...)
 	res, err := m.ev.Eval(ch, m.mode)
 	if err != nil {
-		j.Error = err.Error()
+		j.Error = sc.String(err.Error())
 		if !m.json {
-			fmt.Fprintf(m.out, "%s\n  error: %v\n\n", head, err)
+			fmt.Fprintf(m.out, "%s\n  error: %s\n\n", head, j.Error)
 		}
 		return emit(failedOutcome)
 	}
+	sc = secret.NewScrubber(secret.Withheld, res.Secrets()...)
 	if res.OutOfScope {
 		reports, _ := m.explainEv.Explain(ch)
 		for _, r := range reports {
@@ -201,11 +207,11 @@ func (m *mapper) show(rec *ldif.Record, ch *lang.Change) outcome {
 		}
 		return emit(outOfScope)
 	}
-	j.Class, j.Endpoint, j.Path, j.Filter = res.Class.Name, res.Endpoint.Name, res.Endpoint.Path, res.Filter
+	j.Class, j.Endpoint, j.Path, j.Filter = res.Class.Name, res.Endpoint.Name, res.Endpoint.Path, sc.String(res.Filter)
 	if !m.json {
 		fmt.Fprintf(m.out, "%s\n  class     %s\n  endpoint  %s (%s)\n", head, res.Class.Name, res.Endpoint.Name, res.Endpoint.Path)
 		if res.Filter != "" {
-			fmt.Fprintf(m.out, "  lookup    %s\n", res.Filter)
+			fmt.Fprintf(m.out, "  lookup    %s\n", j.Filter)
 		}
 	}
 	if ch.Type == lang.Delete {
@@ -222,27 +228,28 @@ func (m *mapper) show(rec *ldif.Record, ch *lang.Change) outcome {
 	j.Op = map[lang.Op]string{lang.Create: "create", lang.Update: "update"}[op]
 	doc, err := res.Resource(op, m.refs)
 	if err != nil {
-		j.Error = err.Error()
+		j.Error = sc.String(err.Error())
 		if !m.json {
-			fmt.Fprintf(m.out, "  error: %v\n\n", err)
+			fmt.Fprintf(m.out, "  error: %s\n\n", j.Error)
 		}
 		return emit(failedOutcome)
 	}
-	j.Resource = doc
+	j.Resource = scim.Withhold(doc, sc)
 	if !m.json {
-		fmt.Fprintf(m.out, "  %s:\n%s", j.Op, pretty.Pretty(doc))
+		fmt.Fprintf(m.out, "  %s:\n%s", j.Op, pretty.Pretty(j.Resource))
 	}
 	if m.current != nil && op == lang.Update {
 		bodies, err := engine.Patch(m.current, doc, res.Managed(op), res.Endpoint, 0)
 		if err != nil {
-			j.Error = err.Error()
+			j.Error = sc.String(err.Error())
 			if !m.json {
-				fmt.Fprintf(m.out, "  patch error: %v\n\n", err)
+				fmt.Fprintf(m.out, "  patch error: %s\n\n", j.Error)
 			}
 			return emit(failedOutcome)
 		}
-		for _, b := range bodies {
-			j.Patch = append(j.Patch, b)
+		for i, b := range bodies {
+			bodies[i] = scim.Withhold(b, sc)
+			j.Patch = append(j.Patch, bodies[i])
 		}
 		if !m.json {
 			switch len(bodies) {
@@ -261,4 +268,16 @@ func (m *mapper) show(rec *ldif.Record, ch *lang.Change) outcome {
 		fmt.Fprintln(m.out)
 	}
 	return emit(shown)
+}
+
+// entrySecrets returns the values of the change's password attributes
+// (userPassword, unicodePwd, …), which no output shows.
+func entrySecrets(ch *lang.Change) []string {
+	var out []string
+	for _, a := range ch.Entry.Attrs() {
+		if lang.IsSecretAttribute(a.Name) {
+			out = append(out, a.Values...)
+		}
+	}
+	return out
 }

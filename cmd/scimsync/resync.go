@@ -20,6 +20,7 @@ import (
 
 	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/engine/state"
 	"github.com/scimsync/scimsync/lang"
@@ -173,7 +174,8 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			defer outMu.Unlock()
 			fmt.Fprintf(stdout, "%s %s\n", method, path)
 			if len(body) > 0 {
-				stdout.Write(pretty.Pretty(body))
+				// The request carries the password; the output shows (withheld).
+				stdout.Write(pretty.Pretty(scim.Withhold(body, secret.Scrubber{})))
 			}
 			fmt.Fprintln(stdout)
 		}

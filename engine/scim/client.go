@@ -220,6 +220,19 @@ func (c *Client) redact(s string) string {
 	return reAuthValue.ReplaceAllString(s, "$1 "+secret.Redacted)
 }
 
+// redactSent returns c.redact extended with the password values body
+// carries: a service that quotes the request in its error (some echo the
+// whole payload) must not put the password it was sent into the log, the
+// failed-changes record or the state file.
+func (c *Client) redactSent(body []byte) func(string) string {
+	sent := PasswordValues(body)
+	if len(sent) == 0 {
+		return c.redact
+	}
+	s := secret.NewScrubber(secret.Redacted, sent...)
+	return func(v string) string { return c.redact(s.String(v)) }
+}
+
 func (c *Client) logRetry(next func(int, error, time.Duration)) func(int, error, time.Duration) {
 	return func(attempt int, err error, wait time.Duration) {
 		// Debug: the caller logs an outage once, not once per attempt.
@@ -389,12 +402,16 @@ func (c *Client) once(ctx context.Context, method, path, u string, body []byte, 
 		return nil, used, fmt.Errorf("scim: %s %s: response larger than %d bytes", method, path, MaxResponseBytes)
 	}
 	if hr.StatusCode < 200 || hr.StatusCode > 299 {
-		e := parseError(method, path, hr.StatusCode, hr.Header, data, c.retry.Now(), c.redact)
+		redact := c.redactSent(body)
+		e := parseError(method, path, hr.StatusCode, hr.Header, data, c.retry.Now(), redact)
 		if loc := hr.Header.Get("Location"); hr.StatusCode/100 == 3 && loc != "" {
-			e.Detail = strings.TrimPrefix(e.Detail+"; ", "; ") + "redirected to " + c.redact(excerpt(loc, false)) +
+			e.Detail = strings.TrimPrefix(e.Detail+"; ", "; ") + "redirected to " + redact(excerpt(redact(loc), false)) +
 				" (redirects are not followed: fix the base URL)"
 		}
 		return nil, used, e
+	}
+	if err := CheckDepth(data); err != nil {
+		return nil, used, fmt.Errorf("scim: %s %s: the response is refused: %w", method, path, err)
 	}
 	return &Response{Status: hr.StatusCode, Header: hr.Header, Body: data}, used, nil
 }
@@ -512,10 +529,16 @@ func (c *Client) Delete(ctx context.Context, endpoint, id string) error {
 	return nil
 }
 
-// resourcePath is endpoint/id with id escaped.
+// resourcePath is endpoint/id with id escaped. An id that is not one
+// path segment once escaped ("." and "..", which a URL resolves to the
+// endpoint or its parent) is refused: the request would reach another
+// resource than the one the service named.
 func resourcePath(endpoint, id string) (string, error) {
 	if id == "" {
 		return "", fmt.Errorf("scim: %s: empty resource id", endpoint)
+	}
+	if id == "." || id == ".." {
+		return "", fmt.Errorf("scim: %s: the resource id %q is not a valid path segment", endpoint, id)
 	}
 	return "/" + strings.Trim(endpoint, "/") + "/" + url.PathEscape(id), nil
 }

@@ -193,15 +193,18 @@ func parseError(method, path string, status int, h http.Header, body []byte, now
 	if d, ok := parseRetryAfter(h.Get("Retry-After"), now); ok {
 		e.RetryAfter = d
 	}
-	trimmed := strings.TrimSpace(string(body))
-	if gjson.Valid(trimmed) && strings.HasPrefix(trimmed, "{") {
+	// Secrets are removed from the whole body before it is cut to an
+	// excerpt, so that a secret straddling the cut leaves no prefix behind,
+	// and again from the excerpt, whose entities and escapes are decoded.
+	trimmed := strings.TrimSpace(redact(string(body)))
+	if CheckDepth([]byte(trimmed)) == nil && gjson.Valid(trimmed) && strings.HasPrefix(trimmed, "{") {
 		doc := gjson.Parse(trimmed)
-		e.ScimType = doc.Get("scimType").String()
+		e.ScimType = excerpt(redact(doc.Get("scimType").String()), false)
 		// RFC 7644 §3.12 "detail"; then the usual fields of other JSON error bodies
 		// (OAuth2 RFC 6749 §5.2, RFC 9457 problem details, ad-hoc "message"/"error").
 		for _, k := range []string{"detail", "error_description", "message", "title", "error"} {
 			if v := doc.Get(k); v.Exists() && v.String() != "" {
-				e.Detail = excerpt(v.String(), false)
+				e.Detail = excerpt(redact(v.String()), false)
 				break
 			}
 		}

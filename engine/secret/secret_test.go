@@ -44,3 +44,38 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Error("IsZero wrong")
 	}
 }
+
+func TestScrubber(t *testing.T) {
+	const pw = `p@ss w/"ord"+x`
+	tests := []struct {
+		name, in string
+	}{
+		{"plain", "detail: " + pw + " rejected"},
+		{"json", `{"password":"p@ss w/\"ord\"+x"}`},
+		{"query", "q=" + "p%40ss+w%2F%22ord%22%2Bx"},
+		{"path", "/Users/" + "p@ss%20w%2F%22ord%22+x"},
+		{"base64", "b=cEBzcyB3LyJvcmQiK3g="},
+		{"base64 raw", "b=cEBzcyB3LyJvcmQiK3g"},
+	}
+	s := NewScrubber(Withheld, pw, "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := s.String(tt.in)
+			if !strings.Contains(got, Withheld) {
+				t.Errorf("%q: nothing replaced: %q", tt.in, got)
+			}
+			for _, f := range Forms(pw) {
+				if strings.Contains(got, f) {
+					t.Errorf("%q: form %q left in %q", tt.in, f, got)
+				}
+			}
+		})
+	}
+	if (Scrubber{}).String("x") != "x" || NewScrubber(Withheld).Active() {
+		t.Error("an empty scrubber changes text")
+	}
+	// a value inside a longer one: the longer is replaced whole
+	if got := NewScrubber("X", "abc", "abcdef").String("abcdef abc"); got != "X X" {
+		t.Errorf("overlapping values: %q", got)
+	}
+}

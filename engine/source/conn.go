@@ -46,12 +46,23 @@ func newDialer(cfg lang.SourceConfig, opts Options) (*dialer, error) {
 	}
 	for _, u := range cfg.URLs {
 		p, err := url.Parse(u)
+		if err == nil && p.User != nil {
+			// Credentials in the URL would be ignored (the bind uses bindDn
+			// and password) and then printed with it: refuse, naming only
+			// the host.
+			return nil, fmt.Errorf("source url %s://%s: the url carries credentials (user:password@), which are never used "+
+				"and must not sit in a url; give bindDn and password (from env() or file()) instead", p.Scheme, p.Host)
+		}
 		if err != nil || (p.Scheme != "ldap" && p.Scheme != "ldaps") || p.Host == "" {
-			return nil, fmt.Errorf("source url %q: want ldap://host[:port] or ldaps://host[:port]", u)
+			return nil, fmt.Errorf("source url %q: want ldap://host[:port] or ldaps://host[:port]", withoutUserinfo(u))
 		}
 		if p.Scheme == "ldaps" && cfg.StartTLS {
 			return nil, fmt.Errorf("source url %q: starttls applies to ldap:// urls, not ldaps://", u)
 		}
+	}
+	if cfg.Insecure {
+		opts.logger().Warn("ldap: TLS CERTIFICATE VERIFICATION IS OFF (insecure = true in the source block): anyone on the " +
+			"network path can read the bind password and the directory's data; set caFile to the CA that signed the server's certificate instead")
 	}
 	d := &dialer{
 		urls:     cfg.URLs,
@@ -250,4 +261,18 @@ func supportsControl(dse *ldap.Entry, oid string) bool {
 		}
 	}
 	return false
+}
+
+// withoutUserinfo cuts what lies between "//" and "@" out of a URL that did
+// not parse, in case it holds a password.
+func withoutUserinfo(u string) string {
+	_, rest, ok := strings.Cut(u, "//")
+	if !ok {
+		return u
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		return u[:len(u)-len(rest)] + "…@" + host[i+1:] + strings.TrimSuffix("/"+path, "/")
+	}
+	return u
 }

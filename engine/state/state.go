@@ -124,6 +124,14 @@ func Path(dir, pipe string) string {
 // Open opens (creating if needed) the state of pipe under dir, creating dir
 // with mode 0700. It fails with ErrLocked after a second if another process
 // holds it.
+//
+// A state file that is there but cannot be trusted is an error, never a
+// crash and never a silent fresh start, as the checkpoint and the id map
+// would be lost: an empty (0-byte) file, one cut short, one whose pages
+// are overwritten (a *DamagedError, which says how to recover). Open reads
+// the whole file once to check it. After a good open it keeps a copy of
+// the state as it is then, PATH.bak (see Backup), from which a damaged
+// file is restored.
 func Open(dir, pipe string) (*Store, error) {
 	if pipe == "" {
 		return nil, errors.New("state: empty pipe name")
@@ -132,35 +140,62 @@ func Open(dir, pipe string) (*Store, error) {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	path := Path(dir, pipe)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	var db *bolt.DB
+	err := guard(path, func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
 		}
+		var de *DamagedError
+		if errors.As(err, &de) || errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) ||
+			errors.Is(err, bolterrors.ErrVersionMismatch) || errors.Is(err, bolterrors.ErrInvalidMapping) {
+			return nil, damaged(path, err)
+		}
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketIDs, bucketParked} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	s := &Store{db: db, path: path}
+	if err := s.verify(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	err = guard(path, func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketMeta, bucketIDs, bucketParked} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
-		}
-		m := tx.Bucket(bucketMeta)
-		if v := m.Get(keyVersion); v == nil {
-			if err := m.Put(keyVersion, []byte(formatVersion)); err != nil {
-				return err
+			m := tx.Bucket(bucketMeta)
+			if v := m.Get(keyVersion); v == nil {
+				if err := m.Put(keyVersion, []byte(formatVersion)); err != nil {
+					return err
+				}
+				return m.Put(keyPipe, []byte(pipe))
+			} else if string(v) != formatVersion {
+				return fmt.Errorf("state format %s, this scimsync reads %s", v, formatVersion)
 			}
-			return m.Put(keyPipe, []byte(pipe))
-		} else if string(v) != formatVersion {
-			return fmt.Errorf("state format %s, this scimsync reads %s", v, formatVersion)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
+		var de *DamagedError
+		if errors.As(err, &de) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	if err := s.Backup(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state %s: keeping a backup: %w", path, err)
+	}
+	return s, nil
 }
 
 // Path returns the store's file.
@@ -173,26 +208,37 @@ func (s *Store) Close() error { return s.db.Close() }
 type Tx struct{ tx *bolt.Tx }
 
 // Update runs fn in one read-write transaction, committed (and fsynced)
-// when fn returns nil, rolled back otherwise.
+// when fn returns nil, rolled back otherwise. Damage met on the way is a
+// *DamagedError (see guard).
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return guard(s.path, func() error {
+		return s.db.Update(func(tx *bolt.Tx) error { return callerFn(fn, &Tx{tx}) })
+	})
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. Damage met on the way is a
+// *DamagedError (see guard).
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return guard(s.path, func() error {
+		return s.db.View(func(tx *bolt.Tx) error { return callerFn(fn, &Tx{tx}) })
+	})
 }
 
 // Checkpoint returns the saved source position, "" when none.
-func (t *Tx) Checkpoint() string { return string(t.tx.Bucket(bucketMeta).Get(keyPos)) }
+func (t *Tx) Checkpoint() string {
+	defer storeOp()
+	return string(t.tx.Bucket(bucketMeta).Get(keyPos))
+}
 
 // SetCheckpoint saves the source position.
 func (t *Tx) SetCheckpoint(pos string) error {
+	defer storeOp()
 	return t.tx.Bucket(bucketMeta).Put(keyPos, []byte(pos))
 }
 
 // Get returns the mapping of a source identity.
 func (t *Tx) Get(identity string) (Mapping, bool, error) {
+	defer storeOp()
 	v := t.tx.Bucket(bucketIDs).Get([]byte(identity))
 	if v == nil {
 		return Mapping{}, false, nil
@@ -206,6 +252,7 @@ func (t *Tx) Get(identity string) (Mapping, bool, error) {
 
 // Put sets the mapping of a source identity.
 func (t *Tx) Put(identity string, m Mapping) error {
+	defer storeOp()
 	if identity == "" {
 		return errors.New("state: empty identity")
 	}
@@ -218,13 +265,23 @@ func (t *Tx) Put(identity string, m Mapping) error {
 
 // Delete removes the mapping of a source identity (no error if absent).
 func (t *Tx) Delete(identity string) error {
+	defer storeOp()
 	return t.tx.Bucket(bucketIDs).Delete([]byte(identity))
 }
 
 // Range calls fn for each mapping in identity order until fn returns false.
 func (t *Tx) Range(fn func(identity string, m Mapping) bool) error {
-	c := t.tx.Bucket(bucketIDs).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	// The store's reads are marked as such (storeOp), fn's own code is not.
+	var c *bolt.Cursor
+	step := func(first bool) ([]byte, []byte) {
+		defer storeOp()
+		if first {
+			c = t.tx.Bucket(bucketIDs).Cursor()
+			return c.First()
+		}
+		return c.Next()
+	}
+	for k, v := step(true); k != nil; k, v = step(false) {
 		var m Mapping
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("state: id map entry %q: %w", k, err)
@@ -239,6 +296,7 @@ func (t *Tx) Range(fn func(identity string, m Mapping) bool) error {
 // Park adds a change to the failed-changes record, or replaces it when p.ID
 // names one already there (a retry that failed again), and returns its ID.
 func (t *Tx) Park(p Parked) (uint64, error) {
+	defer storeOp()
 	b := t.tx.Bucket(bucketParked)
 	if p.ID == 0 {
 		seq, err := b.NextSequence()
@@ -258,7 +316,10 @@ func (t *Tx) Park(p Parked) (uint64, error) {
 }
 
 // Unpark removes a change from the failed-changes record.
-func (t *Tx) Unpark(id uint64) error { return t.tx.Bucket(bucketParked).Delete(idKey(id)) }
+func (t *Tx) Unpark(id uint64) error {
+	defer storeOp()
+	return t.tx.Bucket(bucketParked).Delete(idKey(id))
+}
 
 // ParkedKey returns the parked record of an entry's key, if any.
 func (t *Tx) ParkedKey(key string) (Parked, bool, error) {
@@ -276,6 +337,7 @@ func (t *Tx) ParkedKey(key string) (Parked, bool, error) {
 
 // Parked returns the failed-changes record, oldest first.
 func (t *Tx) Parked() ([]Parked, error) {
+	defer storeOp()
 	var out []Parked
 	c := t.tx.Bucket(bucketParked).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {

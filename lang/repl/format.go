@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scimsync/scimsync/engine/ldif"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/lang"
 )
 
@@ -203,6 +204,12 @@ func writeLDIF(w io.Writer, ch *lang.Change) {
 }
 
 func writeAttr(w io.Writer, name, v string) {
+	if lang.IsSecretAttribute(name) {
+		// Password values never leave the process: the REPL shows that
+		// there is one, not what it is.
+		fmt.Fprintf(w, "%s: %s\n", name, secret.Withheld)
+		return
+	}
 	if safeLDIF(v) {
 		fmt.Fprintf(w, "%s: %s\n", name, v)
 		return
