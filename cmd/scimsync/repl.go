@@ -68,6 +68,27 @@ func runRepl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		opts.Pipe = scripts.DemoPipe
 		opts.Load.ReadFile = func(name string) ([]byte, error) { return fs.ReadFile(scripts.Demo, name) }
 	}
+	// The pipe's SCIM service, for :get, :patch and :apply: reached on
+	// first use, read-only unless :apply is confirmed on a terminal. The
+	// embedded demo never reaches one.
+	svc := &scimService{}
+	if flags.Arg(0) != "" {
+		opts.Service = svc
+	}
+	interactiveIO := false
+	if in, ok := stdin.(*os.File); ok && isTerminal(in) && isTerminal(stdout) && liner.TerminalSupported() {
+		interactiveIO = true
+	}
+	var ln *liner.State
+	if interactiveIO {
+		opts.Confirm = func(question string) bool {
+			if ln == nil {
+				return false
+			}
+			answer, err := ln.Prompt(question)
+			return err == nil && (strings.EqualFold(strings.TrimSpace(answer), "y") || strings.EqualFold(strings.TrimSpace(answer), "yes"))
+		}
+	}
 	var dir *ldapFetcher
 	if *useLDAP {
 		dir = &ldapFetcher{}
@@ -75,6 +96,7 @@ func runRepl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		opts.Fetcher = dir
 	}
 	r := repl.New(stdout, opts)
+	svc.pipe = r.Pipe
 	if dir != nil {
 		dir.pipe = r.Pipe
 		if p := r.Pipe(); p != nil {
@@ -88,8 +110,10 @@ func runRepl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync repl: the pipe reads a %s source: name sample entries with --entries FILE.ldif, or read them from the directory with --ldap\n", p.Source.Kind)
 	}
 
-	if in, ok := stdin.(*os.File); ok && isTerminal(in) && isTerminal(stdout) && liner.TerminalSupported() {
-		return interactive(r, stdout, stderr)
+	if interactiveIO {
+		ln = liner.NewLiner()
+		defer ln.Close()
+		return interactive(ln, r, stdout, stderr)
 	}
 	return scripted(r, stdin, stderr)
 }
@@ -126,9 +150,7 @@ func scripted(r *repl.REPL, stdin io.Reader, stderr io.Writer) int {
 
 // interactive runs the REPL on a terminal: line editing, history kept in a
 // file, Tab completion.
-func interactive(r *repl.REPL, stdout, stderr io.Writer) int {
-	ln := liner.NewLiner()
-	defer ln.Close()
+func interactive(ln *liner.State, r *repl.REPL, stdout, stderr io.Writer) int {
 	ln.SetCtrlCAborts(true)
 	ln.SetTabCompletionStyle(liner.TabPrints)
 	ln.SetWordCompleter(r.CompleteWord)
@@ -141,6 +163,7 @@ func interactive(r *repl.REPL, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "scimsync repl: %s\n:help lists the commands, Tab completes, Ctrl-D leaves.\n", r.Summary())
+	var input []string // the lines of an input still open
 	for {
 		prompt := "> "
 		if r.Pending() {
@@ -150,6 +173,7 @@ func interactive(r *repl.REPL, stdout, stderr io.Writer) int {
 		switch {
 		case errors.Is(err, liner.ErrPromptAborted): // Ctrl-C: drop the line
 			r.Reset()
+			input = nil
 			continue
 		case errors.Is(err, io.EOF): // Ctrl-D
 			fmt.Fprintln(stdout)
@@ -158,11 +182,18 @@ func interactive(r *repl.REPL, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "scimsync repl: %v\n", err)
 			return exitFail
 		}
-		if strings.TrimSpace(line) != "" {
-			ln.AppendHistory(line)
-			saveHistory(ln, hist, stderr)
+		quit, _ := r.OneShot(line)
+		// An input over several lines is one history entry, kept when it
+		// is complete: Up recalls all of it.
+		input = append(input, line)
+		if !r.Pending() {
+			if entry := repl.HistoryLine(input); strings.TrimSpace(entry) != "" {
+				ln.AppendHistory(entry)
+				saveHistory(ln, hist, stderr)
+			}
+			input = nil
 		}
-		if quit, _ := r.OneShot(line); quit {
+		if quit {
 			return exitOK
 		}
 	}
@@ -229,9 +260,6 @@ type ldapFetcher struct {
 
 var _ repl.Fetcher = (*ldapFetcher)(nil)
 
-// maxSearchEntries bounds what :search reads: sample entries, not a resync.
-const maxSearchEntries = 100
-
 func (f *ldapFetcher) source() (lang.SourceConfig, error) {
 	var p *lang.Pipe
 	if f.pipe != nil {
@@ -294,12 +322,14 @@ func (f *ldapFetcher) Fetch(dn string) (*lang.Entry, error) {
 	return e, nil
 }
 
-// Search reads the entries filter finds under the source's base DNs (the
-// server's naming context when it names none), at most maxSearchEntries.
+// Search reads every entry filter finds under the source's base DNs (the
+// server's naming context when it names none), page by page (RFC 2696), so
+// that no server size limit cuts the list short unsaid; :search says how
+// many it read.
 func (f *ldapFetcher) Search(filter string) ([]*lang.Entry, error) {
 	r, err := f.reader()
 	if err != nil {
 		return nil, err
 	}
-	return r.Search(context.Background(), "", filter, maxSearchEntries)
+	return r.Search(context.Background(), "", filter, 0)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/scim/scimtest"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source/ldaptest"
+	"github.com/scimsync/scimsync/lang"
+	"github.com/scimsync/scimsync/lang/repl"
 )
 
 // TestReplPiped runs `scimsync repl` with lines on standard input, as a
@@ -139,6 +147,97 @@ func TestReplTerminal(t *testing.T) {
 	})
 }
 
+// TestReplWorkbench drives the mapping workbench in tmux, as a person
+// would: Tab completes a DN after :entry, a mapping line typed over two
+// lines is tried on the entry and is one history entry, :map --all shows
+// it on every entry, :save writes it into the script, and the file has the
+// typed line in place of the script's, every other line as it was.
+func TestReplWorkbench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and drives it in tmux")
+	}
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("SCIMSYNC_REQUIRE_SERVERS") == "1" {
+			t.Fatal("tmux is not installed, and SCIMSYNC_REQUIRE_SERVERS=1: install it (apt-get install tmux; .ci/test.sh does)")
+		}
+		t.Skip("tmux is not installed: the terminal UI test needs it (apt-get install tmux; .ci/test.sh does)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "scimsync")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	orig, err := os.ReadFile("../../scripts/demo.pipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	people, err := os.ReadFile("../../scripts/demo/people.ldif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "demo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pipe := filepath.Join(dir, "demo.pipe")
+	for name, data := range map[string][]byte{pipe: orig, filepath.Join(dir, "demo", "people.ldif"): people} {
+		if err := os.WriteFile(name, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tm := &tmux{t: t, socket: fmt.Sprintf("scimsync-wb-%d", os.Getpid())}
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tm.socket, "kill-server").Run() })
+	cmd := fmt.Sprintf("cd %q && TERM=xterm XDG_STATE_HOME=%q SCIM_TOKEN= exec %q repl demo.pipe", dir, filepath.Join(dir, "state"), bin)
+	tm.run("-f", "/dev/null", "new-session", "-d", "-s", "repl", "-x", "160", "-y", "50", cmd)
+	tm.waitFor("the banner", func(s string) bool { return strings.Contains(s, ":help lists the commands") })
+
+	tm.run("send-keys", "-t", "repl", "-l", ":entry uid=pr")
+	tm.run("send-keys", "-t", "repl", "Tab")
+	tm.waitFor("Tab to complete the DN", func(s string) bool { return lastLine(s) == "> :entry uid=praman,ou=People,dc=example,dc=com" })
+	tm.run("send-keys", "-t", "repl", "Enter")
+	tm.waitFor(":entry to move", func(s string) bool { return strings.Contains(s, "[4/30] add uid=praman") })
+
+	tm.run("send-keys", "-t", "repl", "-l", "displayName = upper(")
+	tm.run("send-keys", "-t", "repl", "Enter")
+	tm.waitFor("the continuation prompt", func(s string) bool { return lastLine(s) == "..." })
+	tm.run("send-keys", "-t", "repl", "-l", "first(cn))")
+	tm.run("send-keys", "-t", "repl", "Enter")
+	tm.waitFor("the mapping line's new and old value", func(s string) bool {
+		return strings.Contains(s, `people.displayName: "PRIYA RAMAN" (was "Priya Raman")`)
+	})
+
+	tm.run("send-keys", "-t", "repl", "Up")
+	tm.waitFor("Up to recall the two lines as one", func(s string) bool { return lastLine(s) == "> displayName = upper( first(cn))" })
+	tm.run("send-keys", "-t", "repl", "C-u")
+
+	tm.run("send-keys", "-t", "repl", "-l", ":map --all displayName")
+	tm.run("send-keys", "-t", "repl", "Enter")
+	tm.waitFor("the table", func(s string) bool {
+		return strings.Contains(s, `people  Users     "JOSÉ MÜLLER"`) && strings.Contains(s, "30 entries")
+	})
+
+	tm.run("send-keys", "-t", "repl", "-l", ":save")
+	tm.run("send-keys", "-t", "repl", "Enter")
+	tm.waitFor(":save to write the script", func(s string) bool { return strings.Contains(s, "wrote demo.pipe (1 override), and it loads") })
+	tm.run("send-keys", "-t", "repl", "C-d")
+	waitUntil(t, "Ctrl-D to end the session", func() bool {
+		return exec.Command("tmux", "-L", tm.socket, "has-session", "-t", "repl").Run() != nil
+	})
+
+	got, err := os.ReadFile(pipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "displayName                  = first(displayName) ?? first(cn)"
+	want := strings.Replace(string(orig), old, "displayName = upper(\nfirst(cn))", 1)
+	if !strings.Contains(string(orig), old) || string(got) != want {
+		t.Errorf("the saved script:\n%s\nwant:\n%s", got, want)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", pipe}, strings.NewReader(""), &out, &errb); code != exitOK {
+		t.Errorf("check of the saved script: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
 // tmux drives a tmux server of its own (its own socket).
 type tmux struct {
 	t      *testing.T
@@ -240,6 +339,20 @@ func TestReplLDAP(t *testing.T) {
 		t.Error("the bind password is in the output")
 	}
 
+	// :search reads every entry, past a page and past the 100 it used to
+	// stop at, and says how many.
+	many := ldaptest.Unique("replmany")
+	const n = 130
+	for i := range n {
+		srv.AddUser(t, c, fmt.Sprintf("%s-%03d", many, i), nil)
+	}
+	out.Reset()
+	errb.Reset()
+	code = run([]string{"repl", "../../scripts/openldap-to-scim.pipe", "--ldap"}, strings.NewReader(":search (uid="+many+"-*)\n"), &out, &errb)
+	if want := fmt.Sprintf("%d entries read for (uid=%s-*)\n[1/%d] add ", n, many, n); code != exitOK || !strings.Contains(out.String(), want) {
+		t.Errorf(":search: exit %d, want %q in:\n%s%s", code, want, out.String(), errb.String())
+	}
+
 	// A wrong password is reported at start, without the password.
 	t.Setenv("LDAP_BIND_PW", "wrong-password-for-the-test")
 	out.Reset()
@@ -247,5 +360,122 @@ func TestReplLDAP(t *testing.T) {
 	run([]string{"repl", "../../scripts/openldap-to-scim.pipe", "--ldap"}, strings.NewReader(":fetch "+dn+"\n"), &out, &errb)
 	if !strings.Contains(errb.String(), "--ldap: ") || !strings.Contains(errb.String(), "Invalid Credentials") || strings.Contains(out.String()+errb.String(), "wrong-password") {
 		t.Errorf("stderr:\n%s\nstdout:\n%s", errb.String(), out.String())
+	}
+}
+
+// TestReplLive reads the current resource from the real SCIM test server:
+// :get finds it by the lookup, :patch shows the requests a sync would send
+// (a PATCH against what the service holds, with the typed mapping line; a
+// POST for an entry the service lacks), and :apply writes nothing without a
+// yes on a terminal: it refuses on piped input, "no" sends nothing, and
+// only "yes" sends the PATCH.
+func TestReplLive(t *testing.T) {
+	env := scimtest.Server(t)
+	ctx := context.Background()
+	c, err := scim.NewClient(scim.Config{URL: env.URL, Auth: scim.AuthBearer, Token: secret.New(env.Token)})
+	must(t, err)
+	uid, absent := scimtest.Unique("repl-live"), scimtest.Unique("repl-absent")
+	created, err := c.Create(ctx, "/Users", []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+uid+`","displayName":"Old Name"}`))
+	must(t, err)
+	id := gjson.GetBytes(created, "id").String()
+	t.Cleanup(func() { _ = c.Delete(context.Background(), "/Users", id) })
+
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "live.pipe")
+	script := `pipe "live"
+source ldif { file = "people.ldif" }
+scim {
+  url   = env("SCIM_URL")
+  token = env("SCIM_TOKEN")
+}
+endpoint Users {
+  path    = "/Users"
+  schemas = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+  lookup  = "userName eq " + scimQuote(first(uid))
+}
+class people {
+  endpoint = Users
+  map {
+    userName    = first(uid)
+    displayName = first(cn)
+  }
+}
+`
+	ldif := "dn: uid=" + uid + ",dc=x\nuid: " + uid + "\ncn: New Name\n\ndn: uid=" + absent + ",dc=x\nuid: " + absent + "\ncn: Nobody\n"
+	must(t, os.WriteFile(pipe, []byte(script), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "people.ldif"), []byte(ldif), 0o644))
+	t.Setenv("SCIM_URL", env.URL)
+	t.Setenv("SCIM_TOKEN", env.Token)
+
+	input := ":get\n:patch\ndisplayName = upper(first(cn))\n:patch\n:apply\n:next\n:get\n:patch\n"
+	var out, errb bytes.Buffer
+	code := run([]string{"repl", pipe}, strings.NewReader(input), &out, &errb)
+	got := out.String()
+	for _, s := range []string{
+		"/Users/" + id + `, found by the lookup userName eq "` + uid + `":`,
+		`"displayName": "Old Name"`,
+		"what a sync would send (nothing is sent):\nPATCH /Users/" + id + "\n",
+		`"value": "New Name"`,
+		`people.displayName: "NEW NAME" (was "New Name")`,
+		`"value": "NEW NAME"`,
+		"error: not applied: :apply writes to the SCIM service and asks first, and standard input is not a terminal",
+		"/Users has no resource for this entry (by the lookup userName eq \"" + absent + "\"): a sync would create it",
+		"POST /Users\n",
+		`"userName": "` + absent + `"`,
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, got)
+		}
+	}
+	if code != exitFail || strings.Contains(got+errb.String(), env.Token) {
+		t.Errorf("exit %d, want %d (the refused :apply); the token must not show\n%s", code, exitFail, errb.String())
+	}
+	unchanged := func(want string) {
+		t.Helper()
+		body, err := c.Get(ctx, "/Users/"+id)
+		must(t, err)
+		if got := gjson.GetBytes(body, "displayName").String(); got != want {
+			t.Errorf("displayName on the service: %q, want %q", got, want)
+		}
+		if _, n, err := c.Search(ctx, "/Users", `userName eq "`+absent+`"`, false); err != nil || n != 0 {
+			t.Errorf("%s was created (%d, %v)", absent, n, err)
+		}
+	}
+	unchanged("Old Name")
+
+	// On a terminal, :apply asks: no sends nothing, yes sends the PATCH.
+	t.Chdir(dir)
+	for _, yes := range []bool{false, true} {
+		out.Reset()
+		svc := &scimService{}
+		r := repl.New(&out, repl.Options{Pipe: "live.pipe", Service: svc, Confirm: func(q string) bool {
+			fmt.Fprintf(&out, "%s%v\n", q, yes)
+			return yes
+		}, Load: lang.LoadOptions{}})
+		svc.pipe = r.Pipe
+		for _, line := range []string{"displayName = upper(first(cn))", ":apply"} {
+			if _, err := r.OneShot(line); err != nil {
+				t.Fatalf("%s: %v\n%s", line, err, out.String())
+			}
+		}
+		ask := "send 1 request to " + env.URL + "? [y/N] "
+		if !strings.Contains(out.String(), ask) {
+			t.Errorf("no question %q:\n%s", ask, out.String())
+		}
+		if !yes {
+			if !strings.Contains(out.String(), "\nnot applied\n") {
+				t.Errorf("no: %s", out.String())
+			}
+			unchanged("Old Name")
+			continue
+		}
+		if !strings.Contains(out.String(), "updated /Users/"+id+" (1 request sent)") {
+			t.Errorf("yes: %s", out.String())
+		}
+		unchanged("NEW NAME")
+		out.Reset()
+		if _, err := r.OneShot(":patch"); err != nil || !strings.Contains(out.String(), "no change needed") {
+			t.Errorf(":patch after :apply: %v\n%s", err, out.String())
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/scimsync/scimsync/builtins"
 	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/lang"
 )
@@ -44,13 +45,25 @@ func init() {
 		{name: "entry", sum: "go to the Nth entry, or to the entry with that DN", args: "N|DN", run: (*REPL).cmdEntry,
 			doc: "Moves to the Nth entry (counting from 1), or to the first change of the entry with that DN."},
 		{name: "show", sum: "show the current entry, as LDIF", run: (*REPL).cmdShow, doc: "Shows the current change: its type and the entry, as LDIF."},
-		{name: "class", sum: "which class takes the change, and why earlier ones do not", run: (*REPL).cmdClass,
-			doc: "Shows which sync class takes the current change, and for each class tried before it, which condition failed (operations, base or when)."},
-		{name: "map", sum: "the SCIM resource the mappings build, as JSON", run: (*REPL).cmdMap,
-			doc: "Shows the SCIM resource the class's mappings build of the current change, as JSON: for create when the change is an add, for update otherwise. References to other entries show as \"(id of DN)\"."},
+		{name: "class", sum: "which class takes the change; with NAME, where mapping lines go", args: "[NAME|-]", run: (*REPL).cmdClass,
+			doc: "Shows which sync class takes the current change, and for each class tried before it, which condition failed (operations, base or when). With a NAME, mapping lines typed at the prompt go to that class; with -, to the current entry's class again (the default)."},
+		{name: "map", sum: "the SCIM resource the mappings build; --all: a table of every entry", args: "[--all]", run: (*REPL).cmdMap,
+			doc: "Shows the SCIM resource the class's mappings build of the current change, as JSON: for create when the change is an add, for update otherwise. References to other entries show as \"(id of DN)\".\n\nWith --all, evaluates every sample entry and prints one row per entry: its class, its endpoint and the values of the TARGETs (by default the targets of the overrides), or the error that entry gives; an error on one entry never stops the others. --json prints one JSON object per entry and line instead, for tools. :table TARGET... is the same as :map --all TARGET..."},
+		{name: "table", sum: "the values of TARGETs on every entry (:map --all)", args: "TARGET...", run: (*REPL).cmdTable,
+			doc: "The same as :map --all: every sample entry's class, endpoint and the values of the TARGETs (by default the targets of the overrides), one row per entry."},
 		{name: "lookup", sum: "the filter that finds the existing SCIM resource", run: (*REPL).cmdLookup, doc: "Shows the SCIM filter that finds the existing resource of the current change."},
-		{name: "patch", sum: "the PATCH that turns that current resource into the mapped one", args: "FILE.json", file: true, run: (*REPL).cmdPatch,
-			doc: "Shows the RFC 7644 PATCH request that would turn the resource in FILE.json (as the SCIM service returns it) into the one the mappings build, touching only the attributes the class manages."},
+		{name: "patch", sum: "the PATCH that turns the current resource into the mapped one", args: "[FILE.json]", file: true, run: (*REPL).cmdPatch,
+			doc: "Shows the RFC 7644 PATCH request that would turn the resource in FILE.json (as the SCIM service returns it) into the one the mappings build, touching only the attributes the class manages. Without a file, reads the resource from the service and shows exactly the requests a sync would send (a create when there is none); nothing is sent."},
+		{name: "get", sum: "the current entry's resource, read from the SCIM service", run: (*REPL).cmdGet,
+			doc: "Finds the current entry's resource at the SCIM service, as a sync would (by the endpoint's lookup filter), and shows it; read-only."},
+		{name: "apply", sum: "send those requests to the service, after asking", run: (*REPL).cmdApply,
+			doc: "Shows the requests a sync would send for the current entry, asks, and sends them only on yes. It refuses when standard input is not a terminal, so that no script writes by accident."},
+		{name: "overrides", sum: "the mapping lines typed here, standing in for the script's", run: (*REPL).cmdOverrides,
+			doc: "Lists the mapping lines (and class settings) typed at the prompt: each stands in for the script's line for the same target in its class, or is added to the class's map block, until :unset or :save. A typed line `target = expression` (with @create, @update, @resync, @realtime if wanted) is compiled exactly as the same line in the script, and goes to the current entry's class, or to the class chosen with :class NAME. when = …, endpoint = … and the other class settings can be typed the same way."},
+		{name: "unset", sum: "drop a typed mapping line: back to the script's", args: "TARGET", run: (*REPL).cmdUnset,
+			doc: "Drops the override of TARGET (a target path, or a class setting such as when): the script's line for it, if any, applies again."},
+		{name: "save", sum: "write the typed mapping lines into the pipe script (or a copy)", args: "[FILE]", file: true, run: (*REPL).cmdSave,
+			doc: "Shows the difference, then writes the pipe script with the typed lines in place of the lines they stand for (added at the end of the class's map block when the script has none for that target); every other byte stays as it was, comments included. With a FILE, writes a copy there and leaves the script as it is. The text written must load (as `scimsync check` would), or nothing is written. The embedded demo can only be saved to a FILE."},
 		{name: "fetch", sum: "read an entry from the source directory (--ldap)", args: "DN", run: (*REPL).cmdFetch,
 			doc: "Reads the entry at DN from the pipe's source directory (read-only) and makes it the current entry. Needs an LDAP connection (scimsync repl --ldap)."},
 		{name: "search", sum: "read the entries a filter finds (--ldap)", args: "FILTER", run: (*REPL).cmdSearch,
@@ -95,6 +108,11 @@ func (r *REPL) cmdLoad(arg string) error {
 	if arg != "" && arg != r.pipePath {
 		r.pipePath = arg
 		r.loadOpts = lang.LoadOptions{LookupEnv: r.opts.Load.LookupEnv} // a file named here is on disk
+		if n := len(r.overrides); n > 0 {
+			// Typed lines belong to the script they were typed for.
+			fmt.Fprintf(r.out, "dropped %s typed for the script loaded before\n", plural(n, "override", "overrides"))
+			r.overrides, r.edits, r.chosen = nil, nil, ""
+		}
 	}
 	if r.pipePath == "" {
 		return r.failf("name a pipe script: :load PIPE")
@@ -180,9 +198,30 @@ func (r *REPL) cmdShow(string) error {
 	return nil
 }
 
-func (r *REPL) cmdClass(string) error {
+func (r *REPL) cmdClass(arg string) error {
 	if err := r.needPipe(); err != nil {
 		return err
+	}
+	switch {
+	case arg == "-":
+		r.chosen = ""
+		fmt.Fprintln(r.out, "mapping lines go to the current entry's class")
+		return nil
+	case arg != "":
+		if r.p.Class(arg) == nil {
+			var names []string
+			for _, c := range r.p.Classes {
+				names = append(names, c.Name)
+			}
+			hint := ""
+			if s := scim.Suggest(arg, names); s != "" {
+				hint = " (did you mean " + s + "?)"
+			}
+			return r.failf("no class %s%s; the classes are %s", arg, hint, strings.Join(names, ", "))
+		}
+		r.chosen = arg
+		fmt.Fprintf(r.out, "mapping lines go to class %s (:class - for the current entry's)\n", arg)
+		return nil
 	}
 	ch := r.change()
 	reports, err := r.ev.Explain(ch)
@@ -233,7 +272,14 @@ func op(ch *lang.Change) lang.Op {
 	return lang.Update
 }
 
-func (r *REPL) cmdMap(string) error {
+func (r *REPL) cmdMap(arg string) error {
+	if arg != "" {
+		rest, all := cutFlag(arg, "--all")
+		if !all {
+			return r.failf("unknown argument %s: :map, or :map --all [--json] [TARGET...]", arg)
+		}
+		return r.cmdTable(rest)
+	}
 	res, err := r.result()
 	if err != nil {
 		return err
@@ -247,12 +293,16 @@ func (r *REPL) cmdMap(string) error {
 		return nil
 	}
 	o := op(res.Change)
+	if len(res.Class.Mappings) == 0 {
+		fmt.Fprintf(r.out, "class %s, endpoint %s (%s): the class maps nothing (it has no map block)\n", res.Class.Name, res.Endpoint.Name, res.Endpoint.Path)
+		return nil
+	}
 	doc, err := res.Resource(o, r.refs)
 	if err != nil {
 		return r.evalFailed(err)
 	}
 	fmt.Fprintf(r.out, "class %s, endpoint %s (%s), %s:\n", res.Class.Name, res.Endpoint.Name, res.Endpoint.Path, opName(o))
-	r.out.Write(pretty.Pretty(doc))
+	r.out.Write(pretty.Pretty(withheld(doc, res)))
 	return nil
 }
 
@@ -282,7 +332,7 @@ func (r *REPL) cmdLookup(string) error {
 
 func (r *REPL) cmdPatch(arg string) error {
 	if arg == "" {
-		return r.failf("name a file holding the current resource: :patch FILE.json")
+		return r.cmdLivePatch()
 	}
 	current, err := r.readFile(lang.LoadOptions{}, arg)
 	if err != nil {
@@ -321,9 +371,16 @@ func (r *REPL) cmdPatch(arg string) error {
 	}
 	for _, body := range scim.PatchBodies(ops, 0) {
 		fmt.Fprintf(r.out, "PATCH %s/%s\n", res.Endpoint.Path, id)
-		r.out.Write(pretty.Pretty(body))
+		r.out.Write(pretty.Pretty(withheld(body, res)))
 	}
 	return nil
+}
+
+// withheld shows a resource or PATCH body with the change's password
+// values, and the values of password mappings, as "(withheld)": only a
+// request carries them.
+func withheld(doc []byte, res *lang.Result) []byte {
+	return scim.Withhold(doc, secret.NewScrubber(secret.Withheld, res.Secrets()...))
 }
 
 // errNoLDAP is what :fetch and :search say without a connection.
@@ -418,7 +475,7 @@ func exprBuiltins() []string {
 func (r *REPL) cmdHelp(arg string) error {
 	name := strings.TrimSpace(arg)
 	if name == "" {
-		fmt.Fprintln(r.out, "Type an expression to evaluate it against the current entry, or a command:")
+		fmt.Fprintln(r.out, "Type an expression to evaluate it against the current entry, a mapping line (target = expression) to try it, or a command:")
 		for _, c := range commands {
 			if c.quiet {
 				continue
@@ -570,8 +627,11 @@ func (r *REPL) eval(text string) error {
 func (r *REPL) evalFailed(err error) error {
 	var ee *lang.EvalError
 	if errors.As(err, &ee) && r.p != nil && ee.Pos.File == r.p.Script().Name {
-		d := &lang.Diagnostic{Pos: ee.Pos, Msg: ee.What + ": " + ee.Msg}
-		d.Render(r.out, r.p.Script())
+		d, src := r.relocate(&lang.Diagnostic{Pos: ee.Pos, Msg: ee.What + ": " + ee.Msg})
+		if src == nil {
+			src = r.p.Script()
+		}
+		d.Render(r.out, src)
 		return err
 	}
 	r.errorf("%v", err)

@@ -106,8 +106,9 @@ var variables = []string{"attrs", "changeType", "changed", "dn", "oldDN"}
 
 // Complete returns the completions of the word that ends at pos (a count
 // of runes into line, as line editors report the cursor): command names
-// after a leading ':', file names after :load, :entries and :patch, command
-// and function names after :help, and otherwise the function names, the
+// after a leading ':', file names after :load, :entries, :patch and :save,
+// the sample entries' DNs after :entry, command and function names after
+// :help, and otherwise the function names, the
 // variables, the endpoint names and the current entry's attribute names.
 // Each completion replaces the whole word. Nothing is offered inside a
 // string literal.
@@ -153,6 +154,22 @@ func (r *REPL) CompleteWord(line string, pos int) (head string, completions []st
 				return before, nil, tail
 			}
 			return before[:start], completeFile(rest), tail
+		case c.name == "entry":
+			// The DNs of the sample entries (a DN may hold blanks: the
+			// whole rest of the line is the word), case-insensitively.
+			start := len(before) - len(rest)
+			if start < 0 {
+				return before, nil, tail
+			}
+			var out []string
+			lp := strings.ToLower(rest)
+			for _, ch := range r.changes {
+				if strings.HasPrefix(strings.ToLower(ch.DN), lp) && !slices.Contains(out, ch.DN) {
+					out = append(out, ch.DN)
+				}
+			}
+			slices.Sort(out)
+			return before[:start], out, tail
 		case c.name == "help":
 			start := len(before) - len(rest)
 			if start < 0 {

@@ -3,7 +3,9 @@
 // expressions against the current one, and sees which sync class takes it
 // and why the earlier ones do not, the SCIM resource its mappings build,
 // the lookup filter, and the PATCH that would turn a given current resource
-// into it — then edits the pipe script and reloads, without a SCIM server.
+// into it — and tries mapping lines at the prompt, sees them on every
+// sample entry and against the live SCIM service, and saves them into the
+// pipe script.
 //
 // A REPL holds the state (the compiled pipe, the sample changes, the
 // cursor) and takes one line at a time through OneShot, writing what the
@@ -28,6 +30,26 @@
 // line continues it. Errors are rendered like `scimsync check`'s, with the
 // typed line and a caret, the position counted within what was typed.
 //
+// # Mapping lines
+//
+// A line of the shape `[@usage…] target = expression` (a SCIM attribute
+// path, or a class setting such as when or endpoint, then = but not ==) is a
+// mapping line. It is compiled exactly as the same line in the script: the
+// script's text is compiled again with the typed line in place of the
+// class's line for that target (or added at the end of its map block), so
+// the target is checked against the class's endpoint schemas, the types
+// are checked, and problems are shown with a caret under what was typed.
+// It goes to the current entry's class, or to the one chosen with :class
+// NAME, and stays until :unset or :save; the answer is the target's new
+// value for the current entry and what it was:
+//
+//	> displayName = upper(first(cn))
+//	people.displayName: "PRIYA RAMAN" (was "Priya Raman")
+//
+// :save writes the compiled text, the typed lines in place and every
+// other byte as read, after showing the difference. The script file is
+// reloaded by itself (and says so) when it changes on disk.
+//
 // The commands (`:help` lists them, `:help NAME` explains one command or
 // function):
 //
@@ -36,10 +58,18 @@
 //	:next, :prev        step through the entries
 //	:entry N|DN         go to the Nth entry, or to the entry with that DN
 //	:show               the current entry, as LDIF
-//	:class              the class that takes the change, and why each earlier one does not
+//	:class [NAME|-]     the class that takes the change, and why each earlier one does not;
+//	                    with NAME, the class mapping lines go to
 //	:map                the SCIM resource the mappings build, as JSON
+//	:map --all [--json] [TARGET...], :table TARGET...
+//	                    every sample entry: class, endpoint, the targets' values or its error
+//	:overrides          the mapping lines typed here; :unset TARGET drops one
+//	:save [FILE]        write them into the script (or a copy), after showing the difference
 //	:lookup             the lookup filter that finds the existing resource
-//	:patch FILE.json    the PATCH that turns that current resource into the mapped one
+//	:patch [FILE.json]  the PATCH that turns that current resource into the mapped one;
+//	                    without a file, the requests a sync would send to the live service
+//	:get                the current entry's resource, read from the SCIM service
+//	:apply              send those requests, after a yes on a terminal
 //	:fetch DN           read an entry from the directory (with an LDAP connection)
 //	:search FILTER      read the entries a filter finds (with an LDAP connection)
 //	:funcs              the functions expressions can call

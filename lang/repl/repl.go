@@ -45,6 +45,12 @@ type Options struct {
 	// Fetcher, when set, lets :fetch and :search read sample entries from
 	// the pipe's source directory.
 	Fetcher Fetcher
+	// Service, when set, lets :get, :patch (without a file) and :apply
+	// reach the pipe's SCIM service.
+	Service Service
+	// Confirm asks the user a yes/no question before :apply writes; nil
+	// (standard input is not a terminal) makes :apply refuse.
+	Confirm func(question string) bool
 }
 
 // REPL is one interactive session: a compiled pipe, sample changes, a
@@ -68,6 +74,19 @@ type REPL struct {
 	cur         int
 
 	pending string // an incomplete expression so far
+
+	// The pipe's text: as read (what :save rewrites) and as compiled (with
+	// the overrides in place), where the overrides went, and the classes'
+	// layout in the text as read.
+	base      string
+	baseSrc   *lang.Source
+	compiled  string
+	layout    []*lang.ClassLayout
+	overrides []*override
+	edits     []edit
+	chosen    string // the class mapping lines go to (:class NAME); "" = the current entry's
+	stamp     fileStamp
+	stamped   bool // stamp is the script file's as read
 }
 
 // New returns a REPL that writes to out, with the pipe and the entries of
@@ -135,11 +154,15 @@ func (r *REPL) Summary() string {
 // its exit status); and ErrIncomplete when the line leaves an expression
 // open, to be continued by the next call.
 func (r *REPL) OneShot(line string) (quit bool, err error) {
-	if r.pending != "" {
+	continued := r.pending != ""
+	if continued {
 		line = join(r.pending, line)
 		r.pending = ""
 	}
 	trimmed := strings.TrimSpace(line)
+	if !continued && trimmed != ":load" && !strings.HasPrefix(trimmed, ":load ") {
+		r.reloadIfChanged() // :load reloads anyway
+	}
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") && !strings.Contains(line, "\n") {
 		return false, nil // blank lines and comments, for scripts
 	}
@@ -167,6 +190,19 @@ func (r *REPL) OneShot(line string) (quit bool, err error) {
 		r.pending = line
 		return false, ErrIncomplete
 	}
+	ls, err := lang.ParseMappingLine(inputName, line)
+	if err != nil {
+		var ds *lang.Diagnostics
+		if errors.As(err, &ds) {
+			ds.Render(r.out)
+		} else {
+			r.errorf("%v", err)
+		}
+		return false, err
+	}
+	if ls != nil {
+		return false, r.assign(line, ls)
+	}
 	return false, r.eval(line)
 }
 
@@ -193,34 +229,46 @@ func (r *REPL) failf(format string, args ...any) error {
 	return err
 }
 
-// loadPipe (re)compiles the pipe at r.pipePath. On failure the previous
-// pipe, if any, stays in use.
+// loadPipe (re)reads the pipe script at r.pipePath and compiles it with
+// the session's overrides in place. On failure the previous pipe, if any,
+// stays in use.
 func (r *REPL) loadPipe(verbose bool) error {
-	p, err := lang.LoadFile(r.pipePath, r.loadOpts)
-	if err != nil {
-		var ds *lang.Diagnostics
-		switch {
-		case errors.As(err, &ds):
-			ds.Render(r.out)
-		case errors.Is(err, os.ErrNotExist):
-			r.errorf("%s: no such file", r.pipePath)
-		default:
-			r.errorf("%v", err)
-		}
+	failed := func() error {
 		if r.p != nil {
 			fmt.Fprintf(r.out, "still using the pipe loaded before\n")
 		}
 		return fmt.Errorf("%s: the pipe did not load", r.pipePath)
 	}
-	r.p, r.loaded = p, r.pipePath
-	r.ev = p.NewEvaluator()
-	r.refs = nil
-	if r.dir != nil {
-		r.refs = r.dir.Resolver(p, r.opts.Mode)
+	st, stamped := r.scriptFile()
+	r.stamp, r.stamped = st, stamped // a broken file is reported once, not before every line
+	data, err := r.readFile(r.loadOpts, r.pipePath)
+	if err != nil {
+		r.errorf("%v", err)
+		return failed()
+	}
+	text := string(data)
+	layout, err := lang.ScriptLayout(r.pipePath, text)
+	if err != nil {
+		var ds *lang.Diagnostics
+		if errors.As(err, &ds) {
+			ds.Render(r.out)
+		} else {
+			r.errorf("%v", err)
+		}
+		return failed()
+	}
+	base, baseSrc, oldLayout := r.base, r.baseSrc, r.layout
+	r.base, r.baseSrc, r.layout = text, lang.NewSource(r.pipePath, text), layout
+	if err := r.compileWith(r.overrides); err != nil {
+		r.base, r.baseSrc, r.layout = base, baseSrc, oldLayout
+		return failed()
 	}
 	if verbose {
-		fmt.Fprintf(r.out, "loaded pipe %q from %s: %s, %s\n", p.Name, r.pipePath,
-			plural(len(p.Endpoints), "endpoint", "endpoints"), plural(len(p.Classes), "class", "classes"))
+		fmt.Fprintf(r.out, "loaded pipe %q from %s: %s, %s\n", r.p.Name, r.pipePath,
+			plural(len(r.p.Endpoints), "endpoint", "endpoints"), plural(len(r.p.Classes), "class", "classes"))
+		if n := len(r.overrides); n > 0 {
+			fmt.Fprintf(r.out, "with %s typed here (:overrides lists them)\n", plural(n, "override", "overrides"))
+		}
 	}
 	return nil
 }

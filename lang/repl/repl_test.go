@@ -63,6 +63,10 @@ func TestComplete(t *testing.T) {
 		{line: "42", pos: -1, want: nil},
 		{line: ":show x", pos: -1, want: nil},
 		{line: ":nope x", pos: -1, want: nil},
+		{line: ":entry uid=pr", pos: -1, want: []string{"uid=praman,ou=People,dc=example,dc=com"}},
+		{line: ":entry CN=A", pos: -1, want: []string{"cn=admins,ou=Groups,dc=example,dc=com"}}, // DNs match case-insensitively
+		{line: ":entry uid=nobody", pos: -1, want: nil},
+		{line: "displayName = upp", pos: -1, want: []string{"upper"}}, // the expression of a mapping line
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
