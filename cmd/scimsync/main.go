@@ -31,6 +31,8 @@ func init() {
 		{"run", "real-time sync: apply the source's changes as they come, resuming where it stopped", runRun},
 		{"set-startpoint", "choose where run starts reading changes (--end, --beginning, …)", runSetStartpoint},
 		{"failed", "list or retry the changes run could not apply", runFailed},
+		{"status", "show whether run is running, its checkpoint, id map, parked changes and outages", runStatus},
+		{"verify", "compare the SCIM service with the directory: missing, differing, orphaned resources (--repair fixes them)", runVerify},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -14,6 +14,7 @@
 //
 //	GET  /failed        -> 200 {"failed":[{"id":N, the state.Parked fields...}, ...]}
 //	POST /failed/retry  -> 200 {"queued":N}; 501 when the process cannot retry while it runs
+//	GET  /status        -> 200 Status; 501 when the process does not report it (StatusBackend)
 //
 // Errors are {"error":"..."} with a 4xx or 5xx status.
 package control
@@ -47,6 +48,37 @@ type Backend interface {
 	// how many; a negative count means this process cannot retry parked
 	// changes while it runs (the server then answers 501).
 	RetryParked() int
+}
+
+// StatusBackend is a Backend that also reports the process's state for
+// `scimsync status` (GET /status). It is a separate interface so that a
+// backend without it still serves the rest of the API.
+type StatusBackend interface {
+	Status() (Status, error)
+}
+
+// Status is what a running process reports about itself: enough for an
+// operator to tell whether it is running, keeping up and healthy.
+type Status struct {
+	PID        int       `json:"pid"`
+	Since      time.Time `json:"since"`      // when the process started
+	Checkpoint string    `json:"checkpoint"` // the source position saved
+	// CheckpointAt is when the checkpoint last moved (zero: not in this run).
+	CheckpointAt time.Time      `json:"checkpointAt,omitzero"`
+	IDMap        map[string]int `json:"idMap"` // resources in the id map, per endpoint name
+	Parked       int            `json:"parked"`
+	OldestParked time.Time      `json:"oldestParked,omitzero"`
+	// LastApplied is when a change last went through to the SCIM service.
+	LastApplied time.Time `json:"lastApplied,omitzero"`
+	// LastError is the latest error: the outage's, else the newest parked change's.
+	LastError string `json:"lastError,omitempty"`
+	// Outage names what is unavailable ("the SCIM service", "the directory"),
+	// "" when nothing is; OutageSince is when it started.
+	Outage      string    `json:"outage,omitempty"`
+	OutageSince time.Time `json:"outageSince,omitzero"`
+	// Counters are the run's totals so far (applied, unchanged, deleted,
+	// out of scope, dropped, parked, healed).
+	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
 // ErrNotRunning means no process answers on the socket: none was started,
@@ -189,6 +221,19 @@ func handler(b Backend) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, retryBody{Queued: n})
 	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		sb, ok := b.(StatusBackend)
+		if !ok {
+			writeJSON(w, http.StatusNotImplemented, errorBody{"the running scimsync does not report its status"})
+			return
+		}
+		st, err := sb.Status()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, errorBody{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
 	return mux
 }
 
@@ -253,6 +298,13 @@ func (c *Client) RetryParked(ctx context.Context) (int, error) {
 	return body.Queued, nil
 }
 
+// Status returns the running process's Status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.call(ctx, http.MethodGet, "/status", &st)
+	return st, err
+}
+
 func (c *Client) call(ctx context.Context, method, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://scimsync"+path, nil)
 	if err != nil {
@@ -270,7 +322,7 @@ func (c *Client) call(ctx context.Context, method, path string, out any) error {
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", c.path, err)
 	}
-	if resp.StatusCode == http.StatusNotImplemented {
+	if resp.StatusCode == http.StatusNotImplemented && path == "/failed/retry" {
 		return ErrCannotRetry
 	}
 	if resp.StatusCode != http.StatusOK {

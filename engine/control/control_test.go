@@ -261,3 +261,49 @@ func TestCloseKeepsReplacement(t *testing.T) {
 		t.Errorf("the replacement after the first Close: %d, %v", n, err)
 	}
 }
+
+// statusBackend is a fakeBackend that reports a Status.
+type statusBackend struct {
+	fakeBackend
+	st  Status
+	err error
+}
+
+func (s *statusBackend) Status() (Status, error) { return s.st, s.err }
+
+// TestStatus: GET /status returns the backend's Status as it is; a backend
+// without StatusBackend answers 501, and a failing one its error.
+func TestStatus(t *testing.T) {
+	full := Status{PID: 42, Since: when, Checkpoint: "cookie", IDMap: map[string]int{"Users": 5, "Groups": 1},
+		Parked: 2, OldestParked: when.Add(time.Minute), LastApplied: when.Add(time.Hour), LastError: "scim: 400",
+		Outage: "the SCIM service", OutageSince: when.Add(2 * time.Hour), Counters: map[string]int64{"applied": 7}}
+	tests := []struct {
+		name    string
+		backend Backend
+		want    Status
+		wantErr string
+	}{
+		{name: "full", backend: &statusBackend{st: full}, want: full},
+		{name: "not reported", backend: &fakeBackend{}, wantErr: "does not report its status"},
+		{name: "error", backend: &statusBackend{err: errors.New("state: closed")}, wantErr: "state: closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := sockPath(t)
+			listen(t, path, tt.backend)
+			got, err := NewClient(path).Status(context.Background())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
