@@ -33,6 +33,20 @@ type RefResolver struct {
 	mu    sync.Mutex
 	ev    *lang.Evaluator
 	cache *lru
+	known map[string]cached // what Know recorded: not evicted
+}
+
+// Know records that the entry at dn became (or already was) resource id
+// at ep: what a resync has just created or found, so that references to
+// it need neither a directory read nor a lookup. Unlike the cache it is
+// not bounded: a resync records each entry it applies once.
+func (r *RefResolver) Know(dn string, ep *lang.Endpoint, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.known == nil {
+		r.known = map[string]cached{}
+	}
+	r.known[source.NormalizeDN(dn)] = cached{ref: lang.Ref{ID: id, Type: ep.Type}, ep: ep, ok: true}
 }
 
 type cached struct {
@@ -52,7 +66,11 @@ func (r *RefResolver) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, 
 		}
 		r.cache = newLRU(limit)
 	}
-	if c, hit := r.cache.get(key); hit {
+	c, hit := r.known[key]
+	if !hit {
+		c, hit = r.cache.get(key)
+	}
+	if hit {
 		r.mu.Unlock()
 		if !c.ok || !contains(endpoints, c.ep) {
 			r.LeftOut.Add(1)
@@ -114,6 +132,7 @@ func (r *RefResolver) Forget(dn string) {
 	if r.cache != nil {
 		r.cache.remove(source.NormalizeDN(dn))
 	}
+	delete(r.known, source.NormalizeDN(dn))
 	r.mu.Unlock()
 }
 

@@ -117,6 +117,11 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 						continue
 					}
 					st.count(a.Outcome)
+					if k, ok := opts.Refs.(knower); ok && a.ID != "" && a.ID != dryRunID && a.Endpoint != nil {
+						// Group members synced in this resync resolve from
+						// here: no directory read, no lookup per member.
+						k.Know(e.DN, a.Endpoint, a.ID)
+					}
 					if opts.Applied != nil {
 						class := ""
 						if res.Class != nil {
@@ -185,6 +190,12 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 		deferred, retry = retry, nil
 	}
 	return st, err
+}
+
+// knower is a reference resolver that can be told where an entry went
+// (RefResolver.Know).
+type knower interface {
+	Know(dn string, ep *lang.Endpoint, id string)
 }
 
 // maxPasses bounds the passes over entries whose references are not in
