@@ -24,4 +24,21 @@ export SCIMSYNC_REQUIRE_SERVERS=1
 command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux >/dev/null; }
 # --- end repl ---
 
-go test -race -count=1 ./...
+# The fault (chaos) test runs beside the rest, verbose, so that its figures
+# (changes, kills, restarts, faults, and the missing/extra/differing/
+# duplicate/parked counts) are printed on every run; it drives a binary, so
+# it needs no race detector of its own.
+chaoslog=$(mktemp "${TMPDIR:-/tmp}/scimsync-chaos.XXXXXX")
+go test -count=1 -v ./engine/chaos/ >"$chaoslog" 2>&1 &
+chaos=$!
+status=0
+go test -race -count=1 $(go list ./... | grep -v '/engine/chaos$') || status=$?
+cstatus=0
+wait "$chaos" || cstatus=$?
+if ((cstatus != 0)); then
+  cat "$chaoslog"
+else
+  grep -E '^\s*chaos_test\.go:[0-9]+: (chaos |figures )|^\s*--- |^(ok|FAIL|PASS)\b' "$chaoslog" || true
+fi
+rm -f "$chaoslog"
+exit $((status != 0 ? status : cstatus))
