@@ -26,6 +26,7 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			code = exitFail
 			continue
 		}
+		warnInsecure(stderr, path, p) // checkwarn.go
 		if !*quiet {
 			n := 0
 			for _, c := range p.Classes {

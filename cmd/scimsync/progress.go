@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/scimsync/scimsync/engine"
+	"github.com/scimsync/scimsync/engine/logsafe"
 )
 
 // progress shows how a long command is going: a bar redrawn in place on a
@@ -22,9 +23,10 @@ type progress struct {
 
 func newProgress(w io.Writer, interval time.Duration) *progress {
 	p := &progress{w: w, interval: interval}
-	if f, ok := w.(*os.File); ok {
+	if f, ok := logsafe.File(w); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
+			p.w = f // the bar's own escape sequences (\r\033[K) go to the terminal as they are
 		}
 	}
 	return p

@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/scimsync/scimsync/engine/logsafe"
 )
 
 // The scimType values of RFC 7644 §3.12, table 9.
@@ -54,7 +56,7 @@ func (e *Error) Error() string { return "scim: " + e.message() }
 
 func (e *Error) message() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %d", e.Method, e.Path, e.Status)
+	fmt.Fprintf(&b, "%s %s: %d", e.Method, safePath(e.Path), e.Status)
 	if t := http.StatusText(e.Status); t != "" {
 		b.WriteString(" " + t)
 	}
@@ -114,7 +116,13 @@ type TransportError struct {
 // Error renders "scim: GET /Users: timeout: ..." with secrets removed.
 func (e *TransportError) Error() string { return "scim: " + e.message() }
 
-func (e *TransportError) message() string { return e.Method + " " + e.Path + ": " + e.msg }
+func (e *TransportError) message() string {
+	return e.Method + " " + safePath(e.Path) + ": " + logsafe.Text(e.msg)
+}
+
+// safePath is a request path as an error shows it: a lookup filter built
+// from a 100 KB uid is cut (logsafe.Text), and escaped.
+func safePath(p string) string { return logsafe.Escape(logsafe.Cap(p, 512)) }
 
 // Unwrap returns the cause.
 func (e *TransportError) Unwrap() error { return e.Err }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -277,16 +278,13 @@ func noRepeatedKeys(what string, v gjson.Result, at string) error {
 		})
 		return err
 	case v.IsObject():
-		var keys []string
+		var keys foldSet
 		var err error
 		v.ForEach(func(k, el gjson.Result) bool {
-			for _, prev := range keys {
-				if strings.EqualFold(prev, k.Str) {
-					err = &DuplicateKeyError{Resource: what, At: at, Keys: [2]string{prev, k.Str}}
-					return false
-				}
+			if prev, dup := keys.add(k.Str); dup {
+				err = &DuplicateKeyError{Resource: what, At: at, Keys: [2]string{prev, k.Str}}
+				return false
 			}
-			keys = append(keys, k.Str)
 			err = noRepeatedKeys(what, el, at+"."+k.Str)
 			return err == nil
 		})
@@ -413,22 +411,20 @@ func (d *differ) complex(p Path, a *Attribute, cv, dv gjson.Result) {
 		d.simple(opPath(q), csv, dsv, attrCaseExact(sub), attrType(sub))
 	}
 	// Diff rejected keys repeated in an object (ignoring case); seen only
-	// keeps a key that both objects have from being diffed twice.
-	var seen []string
-	dv.ForEach(func(k, _ gjson.Result) bool {
-		if !containsFold(seen, k.Str) {
-			seen = append(seen, k.Str)
-			each(k.Str, getFold(dv, k.Str), getFold(cv, k.Str))
+	// keeps a key that both objects have from being diffed twice. Each
+	// object is read once (fold.go): linear in its size.
+	var seen foldSet
+	dobj, cobj := newFoldObject(dv), newFoldObject(cv)
+	for _, k := range dobj.keys {
+		if _, dup := seen.add(k); !dup {
+			each(k, dobj.get(k), cobj.get(k))
 		}
-		return true
-	})
-	cv.ForEach(func(k, _ gjson.Result) bool {
-		if !containsFold(seen, k.Str) {
-			seen = append(seen, k.Str)
-			each(k.Str, gjson.Result{}, getFold(cv, k.Str))
+	}
+	for _, k := range cobj.keys {
+		if _, dup := seen.add(k); !dup {
+			each(k, gjson.Result{}, cobj.get(k))
 		}
-		return true
-	})
+	}
 }
 
 // filtered diffs the element that p's attribute and filter select, over the
@@ -827,23 +823,22 @@ func (m *multiDiff) same(c, d gjson.Result) bool {
 	if m.kind != kindComplex || !d.IsObject() {
 		return true
 	}
-	eq := true
-	d.ForEach(func(k, _ gjson.Result) bool {
-		if skipSub(m.a, k.Str) {
-			return true
+	dobj, cobj := newFoldObject(d), newFoldObject(c)
+	for _, k := range dobj.keys {
+		if skipSub(m.a, k) {
+			continue
 		}
-		v := getFold(d, k.Str)
-		sub := m.a.Sub(k.Str)
-		cv := getFold(c, k.Str)
+		v := dobj.get(k)
+		sub := m.a.Sub(k)
+		cv := cobj.get(k)
 		if unassigned(v) && unassigned(cv) {
-			return true
+			continue
 		}
 		if unassigned(v) || unassigned(cv) || !equalValues(cv, v, attrCaseExact(sub), attrType(sub)) {
-			eq = false
+			return false
 		}
-		return eq
-	})
-	return eq
+	}
+	return true
 }
 
 // element returns desired element el as it goes into an add: without
@@ -987,11 +982,7 @@ func canonicalElement(b *strings.Builder, el gjson.Result, a *Attribute) {
 		kvs = append(kvs, kv{strings.ToLower(k.Str), scalarKey(v, attrCaseExact(a.Sub(k.Str)))})
 		return true
 	})
-	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
-			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
-		}
-	}
+	slices.SortStableFunc(kvs, func(x, y kv) int { return strings.Compare(x.k, y.k) })
 	b.WriteByte('{')
 	for _, e := range kvs {
 		b.WriteString(Quote(e.k))
@@ -1056,15 +1047,13 @@ func equalValues(a, b gjson.Result, exact bool, typ string) bool {
 		}
 		return !exact && strings.EqualFold(a.Str, b.Str)
 	case a.IsObject() && b.IsObject():
-		eq := true
-		for _, x := range [2][2]gjson.Result{{a, b}, {b, a}} {
-			x[0].ForEach(func(k, v gjson.Result) bool {
-				w := getFold(x[1], k.Str)
-				eq = unassigned(v) && unassigned(w) || !unassigned(v) && !unassigned(w) && equalValues(v, w, exact, "")
-				return eq
-			})
-			if !eq {
-				return false
+		ao, bo := newFoldObject(a), newFoldObject(b)
+		for _, x := range [2][2]*foldObject{{&ao, &bo}, {&bo, &ao}} {
+			for i, k := range x[0].keys {
+				v, w := x[0].vals[i], x[1].get(k)
+				if !(unassigned(v) && unassigned(w) || !unassigned(v) && !unassigned(w) && equalValues(v, w, exact, "")) {
+					return false
+				}
 			}
 		}
 		return true

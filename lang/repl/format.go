@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scimsync/scimsync/engine/ldif"
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/lang"
 )
@@ -190,10 +191,10 @@ func staticTypeName(t reflect.Type) string {
 // and changed attributes as comments.
 func writeLDIF(w io.Writer, ch *lang.Change) {
 	if ch.OldDN != "" {
-		fmt.Fprintf(w, "# renamed from %s\n", ch.OldDN)
+		fmt.Fprintf(w, "# renamed from %s\n", logsafe.Escape(ch.OldDN))
 	}
 	if len(ch.Changed) > 0 {
-		fmt.Fprintf(w, "# changed: %s\n", strings.Join(ch.Changed, ", "))
+		fmt.Fprintf(w, "# changed: %s\n", logsafe.Escape(strings.Join(ch.Changed, ", ")))
 	}
 	writeAttr(w, "dn", ch.DN)
 	for _, a := range ch.Entry.Attrs() {
@@ -227,7 +228,7 @@ func safeLDIF(v string) bool {
 		return false
 	}
 	for _, c := range v {
-		if c < 0x20 || c == 0x7f {
+		if logsafe.Unsafe(c) { // C0, DEL, C1 and bidi overrides: never raw on a terminal
 			return false
 		}
 	}
