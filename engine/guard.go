@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // DeleteGuard stops a command that would delete (or deactivate) more
@@ -39,9 +40,18 @@ type TooManyDeletesError struct {
 	Mapped  int     // resources in the id map
 	Limit   string  // which limit: "at most 500" or "at most 20% of the 1200 managed resources"
 	Percent float64 // Deletes as a percentage of Mapped
+	// Window, for run, is the time over which Deletes were counted; 0 for
+	// one command.
+	Window time.Duration
 }
 
 func (e *TooManyDeletesError) Error() string {
+	if e.Window > 0 {
+		return fmt.Sprintf("stopped at delete %d within %s (%.0f%% of the %d resources this pipe manages): more than the mass-delete guard allows (%s); "+
+			"the checkpoint stays before this delete and nothing after it is applied; check the source's base DN, filter and credentials; "+
+			"if these deletes are meant, run again with --allow-deletes (or raise --max-deletes, or maxDeletes in the scim block)",
+			e.Deletes, e.Window, e.Percent, e.Mapped, e.Limit)
+	}
 	return fmt.Sprintf("stopped before deleting anything: %d deletes or deactivations (%.0f%% of the %d resources this pipe manages) is more than the guard allows (%s); "+
 		"check the source's base DN, filter and credentials; if these deletes are meant, run again with --allow-deletes (or raise --max-deletes)",
 		e.Deletes, e.Percent, e.Mapped, e.Limit)
