@@ -40,6 +40,10 @@ type Applied struct {
 	ID       string // the SCIM id of the resource, when there is one
 	Adopted  bool   // a create met 409 and updated the existing resource instead
 	Requests int    // write requests sent (POST, PATCH, PUT, DELETE)
+	// Attributes are the names of the attributes a create set or an update
+	// changed, and PatchOps the PATCH operations sent: for the sync log.
+	Attributes []string
+	PatchOps   int
 }
 
 // Destination applies mapped changes to one SCIM service.
@@ -153,6 +157,10 @@ type Known struct {
 	// The engine records them durably (the id map), so that a crash or an
 	// unanswered POST is followed by a lookup, never a blind second create.
 	BeforeCreate func(filters []string) error
+	// CreateRefused, when set, is called when the service answered a create
+	// with a refusal (a 4xx): it was not carried out, so the record
+	// BeforeCreate made must not hold the next attempt back.
+	CreateRefused func() error
 }
 
 // ErrCreatePending is a create whose outcome is unknown and too recent to
@@ -207,6 +215,7 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 		out.Requests++
 		if err == nil {
 			out.Outcome, out.ID = Created, gjson.GetBytes(created, "id").String()
+			out.Attributes = bodyAttributes(body)
 			if rest == 0 || d.DryRun != nil && out.ID == dryRunID {
 				return out, nil
 			}
@@ -225,7 +234,13 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 			return out, fmt.Errorf("create at %s (it may have been carried out; it is looked up before being sent again): %w", ep.Path, err)
 		}
 		if !ep.Adopt || !scim.IsStatus(err, http.StatusConflict) {
-			return out, fmt.Errorf("create at %s: %w", ep.Path, err)
+			var se *scim.Error
+			if known.CreateRefused != nil && errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && !se.Temporary() {
+				if cerr := known.CreateRefused(); cerr != nil {
+					return out, cerr
+				}
+			}
+			return out, fmt.Errorf("create at %s: %w", ep.Path, bodyPasswordRefused(err, http.MethodPost, body, ep.Path))
 		}
 		// The resource exists but the lookup did not find it (another
 		// writer, or a POST whose answer was lost): find it by the unique
@@ -418,15 +433,15 @@ func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied,
 		if err != nil {
 			return out, err
 		}
-		if len(ops) == 0 {
+		if len(ops) == 0 && !hasPasswordChange(res) {
 			out.Outcome = Unchanged
 			return out, nil
 		}
 		if _, err := d.write(ctx, http.MethodPut, ep.Path, out.ID, body); err != nil {
-			return out, fmt.Errorf("put %s/%s: %w", ep.Path, out.ID, err)
+			return out, fmt.Errorf("put %s/%s: %w", ep.Path, out.ID, bodyPasswordRefused(err, http.MethodPut, body, ep.Path+"/"+out.ID))
 		}
 		out.Requests++
-		out.Outcome = Updated
+		out.Outcome, out.Attributes = Updated, OpAttributes(ops)
 		return out, nil
 	}
 	bodies, err := d.Patch(current, desired, managed, ep)
@@ -435,15 +450,16 @@ func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied,
 	}
 	if len(bodies) == 0 {
 		out.Outcome = Unchanged
-		return out, nil
+		return d.withPassword(ctx, res, out)
 	}
 	n, err := d.sendPatches(ctx, ep, out.ID, current, desired, managed, bodies)
 	out.Requests += n
+	out.Attributes, out.PatchOps = patchSummary(bodies)
 	if err != nil {
 		return out, err
 	}
 	out.Outcome = Updated
-	return out, nil
+	return d.withPassword(ctx, res, out)
 }
 
 // Patch returns the PATCH request bodies that turn current into desired

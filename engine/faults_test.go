@@ -374,6 +374,9 @@ func TestTemporaryClassification(t *testing.T) {
 		{"bad credentials", fmt.Errorf("x: %w", source.ErrAuth), false},
 		{"mapping", &lang.EvalError{Msg: "unexpected EOF"}, false},
 		{"reference read while the directory is down", &lang.EvalError{Msg: "reference", Err: ldap.NewError(ldap.ErrorNetwork, errors.New("EOF"))}, true},
+		{"over the evaluation budget", &lang.EvalError{Msg: "uid=GEOFF: over budget", Err: &lang.BudgetError{}}, false},
+		{"a reference to an entry that is not there, in a DN with EOF", &lang.EvalError{Msg: "reference uid=GEOFF",
+			Err: fmt.Errorf("reading uid=GEOFF,dc=x: %w", ldap.NewError(ldap.LDAPResultNoSuchObject, errors.New("uid=GEOFF")))}, false},
 	} {
 		if got := Temporary(tc.err); got != tc.want {
 			t.Errorf("%s: Temporary = %v, want %v", tc.name, got, tc.want)
@@ -392,3 +395,64 @@ func mappingOf(t *testing.T, st *state.Store, key string) (state.Mapping, bool) 
 }
 
 var _ = mappingOf
+
+// TestParkedRetryWithoutIdentitySetting: a 389-ds pipe that names no
+// identity attribute (the changelog tells it per record) retries a parked
+// entry by reading it again — never taking it for deleted because the
+// reader did not know which attribute to search.
+func TestParkedRetryWithoutIdentitySetting(t *testing.T) {
+	shared := ldaptest.DS389(t)
+	c := shared.Dial(t)
+	prefix := scimtest.Unique("noid")
+	srv := shared.Subtree(t, c, prefix)
+	r := startLDAPRun(t, "389ds-to-scim.pipe", srv)
+	text := strings.Replace(pipeText(t, "389ds-to-scim.pipe"), `  identity     = "nsUniqueId"`+"\n", "", 1)
+	p, err := lang.Load("noid.pipe", text, lang.LoadOptions{LookupEnv: func(k string) (string, bool) {
+		v, ok := map[string]string{"LDAP_URL": srv.URL, "LDAP_BASE": srv.Base, "LDAP_BIND_DN": srv.BindDN,
+			"LDAP_BIND_PW": srv.BindPW, "SCIM_URL": r.env.URL, "SCIM_TOKEN": r.env.Token}[k]
+		return v, ok
+	}})
+	if err != nil || p.Source.Identity != "" {
+		t.Fatalf("the pipe without identity: %v (identity %q)", err, p.Source.Identity)
+	}
+	r.pipe = p
+	r.start()
+	uDN := srv.AddUser(t, c, prefix+"-u", map[string][]string{"mail": {"t0@example.com"}})
+	id := r.user(prefix+"-u", nil).Get("id").Str
+	r.env.Fault(t, scimtest.Fault{Status: 409, Count: 3, Method: "PATCH", Path: "/Users/" + id, UserAgent: r.ua})
+	ldapModify(t, c, uDN, func(m *ldap.ModifyRequest) { m.Replace("mail", []string{"t1@example.com"}) })
+	waitFor(t, 20*time.Second, "the modify parked", func() (bool, string) {
+		ps, _ := r.st.ListParked()
+		return len(ps) == 1, fmt.Sprint(len(ps))
+	})
+	r.halt()
+	ctx := context.Background()
+	rd, err := source.OpenReader(ctx, p.Source, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rr := &Runner{Pipe: p, Dest: &Destination{Client: r.client, Pipe: p}, Store: r.st,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Entry: rd.Entry, EntryByID: rd.EntryByID}
+	if ok, failed, err := rr.RetryParked(ctx); err != nil || ok != 1 || failed != 0 {
+		t.Fatalf("retry: %d healed, %d failing, %v", ok, failed, err)
+	}
+	r.user(prefix+"-u", func(u gjson.Result) (bool, string) {
+		return u.Get("id").Str == id && u.Get("emails.0.value").Str == "t1@example.com", u.Raw
+	})
+}
+
+// TestRefusedCreateIsNotHeldBack: a create the service refuses (a 400:
+// it was not carried out) does not hold the next attempt back as an
+// unconfirmed create would: the fresh try a second later creates it.
+func TestRefusedCreateIsNotHeldBack(t *testing.T) {
+	s := newStream(t, "delete", "delete")
+	s.f.env.Fault(t, scimtest.Fault{Status: 400, Count: 1, Method: "POST", Path: "/Users", UserAgent: s.f.ua})
+	r := s.run(userLDIF(s.user("r"), "R"))
+	if u := s.userRes("r"); len(u) != 1 {
+		t.Fatalf("the user after a refused create: %v", u)
+	}
+	if r.Stats.Waits.Load() != 0 || r.Stats.Parked.Load() != 0 {
+		t.Errorf("waits %d, parked %d: want the refused create tried again at once", r.Stats.Waits.Load(), r.Stats.Parked.Load())
+	}
+}

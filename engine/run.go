@@ -74,6 +74,13 @@ type Runner struct {
 	StuckAfter time.Duration
 
 	Stats RunStats
+	// Observe, when set, is told what became of each change (applied,
+	// dropped, parked, healed): the metrics of `run --listen`. It is
+	// called from the workers and must not block.
+	Observe func(ChangeRecord)
+	// Deletes, when set, is asked before each delete or deactivation is
+	// sent: the mass-delete guard of run (DeleteWindow).
+	Deletes *DeleteWindow
 
 	mu    sync.Mutex
 	byDN  map[string]dnRef // normalized DN -> the resource it became (from the id map)
@@ -81,7 +88,8 @@ type Runner struct {
 	refs  *RefResolver
 	order *orderTracker
 
-	stop    <-chan struct{} // closed when the run is asked to stop
+	stop    <-chan struct{}         // closed when the run is asked to stop
+	halt    context.CancelCauseFunc // stops the run with an error (the mass-delete guard)
 	health  health
 	parkMu  sync.Mutex
 	parked  map[string]*parkedState // entry key -> its automatic retry schedule
@@ -230,6 +238,7 @@ func (r *Runner) try(ctx context.Context, ev *lang.Evaluator, j job, final bool)
 	if e.Kind == source.EventDropped {
 		r.Stats.Dropped.Add(1)
 		r.Log.Info("dropped", "op", ch.Type.String(), "dn", ch.DN, "why", e.Dropped)
+		r.observe(ChangeRecord{Op: ch.Type.String(), DN: ch.DN, Outcome: DroppedChange, Attempts: 1})
 		r.order.done(j.seq)
 		return done
 	}
@@ -238,10 +247,13 @@ func (r *Runner) try(ctx context.Context, ev *lang.Evaluator, j job, final bool)
 	wait := time.Duration(0)
 	for attempt := 1; ; attempt++ {
 		class, a, err := r.Apply(ctx, ev, e.Identity, ch)
+		if errors.Is(err, ErrTooManyDeletes) {
+			return abandoned // the run stops; the checkpoint stays before this change
+		}
 		if err == nil {
 			r.health.up(r.Log)
-			r.logApplied(ch, a, start)
-			if a.Outcome != Untouched {
+			r.logApplied(ch, class, a, start, attempt)
+			if a.Outcome != Untouched && !r.passwordPending(j.key, ch) {
 				r.cleared(j.key)
 			}
 			r.order.done(j.seq)
@@ -335,8 +347,12 @@ func Temporary(err error) bool {
 		return scim.IsTemporary(err) || scim.IsUncertain(err)
 	}
 	var ee *lang.EvalError
-	if errors.As(err, &ee) && ee.Err == nil {
-		return false
+	if errors.As(err, &ee) {
+		var be *lang.BudgetError
+		if ee.Err == nil || errors.As(ee.Err, &be) {
+			return false // a mapping error, or over the evaluation budget
+		}
+		err = ee.Err // judged by its cause, not by a message that holds DNs and values
 	}
 	if errors.Is(err, source.ErrAuth) {
 		return false
@@ -407,6 +423,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 4
 	}
+	ctx, halt := context.WithCancelCause(ctx)
+	defer halt(nil)
+	r.halt = halt
 	if err := r.loadIndex(); err != nil {
 		return err
 	}
@@ -487,6 +506,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.order.flush(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("saving the checkpoint: %w", err)
 	}
+	if runErr == nil {
+		runErr = haltCause(ctx)
+	}
 	return runErr
 }
 
@@ -543,35 +565,6 @@ func hashQueue(k string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(k))
 	return int(h.Sum32() % uint32(n))
-}
-
-func (r *Runner) logApplied(ch *lang.Change, a Applied, start time.Time) {
-	switch a.Outcome {
-	case OutOfScope:
-		r.Stats.OutOfScope.Add(1)
-		r.Log.Debug("out of scope", "op", ch.Type.String(), "dn", ch.DN)
-		return
-	case Untouched:
-		r.Stats.Dropped.Add(1)
-		if ch.Type == lang.Delete {
-			r.Log.Info("delete not synchronized: the class that owns the resource leaves deletes out", "dn", ch.DN, "id", a.ID)
-			return
-		}
-		r.Log.Debug("untouched: the owning class does not synchronize this change, or reads nothing it changed", "op", ch.Type.String(), "dn", ch.DN)
-		return
-	case Unchanged:
-		r.Stats.Unchanged.Add(1)
-	case Deleted, Deactivated, Absent:
-		r.Stats.Deleted.Add(1)
-	default:
-		r.Stats.Applied.Add(1)
-	}
-	ep := ""
-	if a.Endpoint != nil {
-		ep = a.Endpoint.Name
-	}
-	r.Log.Info(string(a.Outcome), "op", ch.Type.String(), "dn", ch.DN, "endpoint", ep, "id", a.ID,
-		"ms", time.Since(start).Milliseconds())
 }
 
 // Untouched is a modify the owning class reads nothing of, or an
@@ -646,6 +639,13 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 		kn.BeforeCreate = func(filters []string) error {
 			return r.Store.Put(k, state.Mapping{Endpoint: res.Endpoint.Name, DN: ch.DN, Class: res.Class.Name,
 				Pending: filters, CreateSent: time.Now().UTC()})
+		}
+		kn.CreateRefused = func() error { return r.Store.Delete(k) }
+	}
+	if ch.Type == lang.Delete {
+		// An entry the id map does not know, found by its lookup filter.
+		if err := r.admitDelete(); err != nil {
+			return res.Class.Name, Applied{}, err
 		}
 	}
 	a, err := r.Dest.ApplyKnown(ctx, res, kn, r.resolver())
@@ -772,6 +772,9 @@ func (r *Runner) leave(ctx context.Context, k, oldKey string, m state.Mapping, c
 	case "keep":
 		return m.Class, Applied{Outcome: OutOfScope, Endpoint: ep, ID: m.SCIMID}, nil
 	case "deactivate":
+		if err := r.admitDelete(); err != nil {
+			return m.Class, Applied{}, err
+		}
 		a, err := r.Dest.DeleteKnown(ctx, ep, m.SCIMID, true)
 		if err != nil {
 			return m.Class, a, err
@@ -783,6 +786,9 @@ func (r *Runner) leave(ctx context.Context, k, oldKey string, m state.Mapping, c
 			r.forget(k, oldKey, m, ch)
 		}
 		return m.Class, a, nil
+	}
+	if err := r.admitDelete(); err != nil {
+		return m.Class, Applied{}, err
 	}
 	a, err := r.Dest.DeleteKnown(ctx, ep, m.SCIMID, false)
 	if err != nil {
@@ -933,10 +939,13 @@ func (r *Runner) present(ctx context.Context, e *source.Event) bool {
 		for {
 			start := time.Now()
 			ch, class, a, err := r.applyCurrent(ctx, ev, g.key, p)
+			if errors.Is(err, ErrTooManyDeletes) {
+				return false
+			}
 			if err == nil {
 				r.health.up(r.Log)
 				r.cleared(g.key)
-				r.logApplied(ch, a, start)
+				r.logApplied(ch, class, a, start, 1)
 				break
 			}
 			if Temporary(err) {
@@ -976,7 +985,8 @@ func (r *Runner) park(key, identity string, ch *lang.Change, class, pos string, 
 		}
 		now := time.Now().UTC()
 		p = state.Parked{ID: p.ID, Key: key, Identity: identity, DN: ch.DN, Op: ch.Type.String(), Class: class,
-			Error: cause.Error(), Attempts: attempts, Time: now, NextTry: now.Add(r.parkedWait(attempts)), Position: pos}
+			Error: cause.Error(), Attempts: attempts, Time: now, NextTry: now.Add(r.parkedWait(attempts)), Position: pos,
+			PasswordAt: passwordAt(p, ch, pos)}
 		_, err = t.Park(p)
 		return err
 	})
@@ -989,6 +999,7 @@ func (r *Runner) park(key, identity string, ch *lang.Change, class, pos string, 
 	}
 	r.schedule(key, attempts)
 	r.Log.Warn("parked", "op", ch.Type.String(), "dn", ch.DN, "class", class, "attempts", attempts, "err", cause.Error())
+	r.observe(ChangeRecord{Op: ch.Type.String(), DN: ch.DN, Class: class, Outcome: ParkedChange, Attempts: attempts})
 }
 
 // parkedWait is the wait before automatic retry number n of a parked entry.
@@ -1046,6 +1057,7 @@ func (r *Runner) cleared(key string) {
 	}
 	r.Stats.Healed.Add(1)
 	r.Log.Info("parked change cleared: a later change of the entry was applied", "key", key)
+	r.observe(ChangeRecord{Outcome: HealedChange})
 }
 
 // loadParked reads the parked entries at start: each is tried again soon.
@@ -1165,6 +1177,9 @@ func (r *Runner) retryParked(ctx context.Context, ev *lang.Evaluator, p *state.P
 	}
 	start := time.Now()
 	ch, class, a, err := r.applyCurrent(ctx, ev, key, p)
+	if errors.Is(err, ErrTooManyDeletes) {
+		return // the run stops; the record stays as it was
+	}
 	if err == nil {
 		r.health.up(r.Log)
 		r.parkMu.Lock()
@@ -1175,9 +1190,10 @@ func (r *Runner) retryParked(ctx context.Context, ev *lang.Evaluator, p *state.P
 				r.Log.Error("cannot clear a parked change", "dn", ch.DN, "err", uerr)
 			}
 			r.Stats.Healed.Add(1)
-			r.Log.Info("parked change healed", "op", ch.Type.String(), "dn", ch.DN, "attempts", rec.Attempts+1)
+			r.Log.Info("parked change healed", "op", ch.Type.String(), "dn", ch.DN, "class", class, "attempts", rec.Attempts+1)
+			r.observe(ChangeRecord{Op: ch.Type.String(), DN: ch.DN, Class: class, Outcome: HealedChange, Attempts: rec.Attempts + 1})
 		}
-		r.logApplied(ch, a, start)
+		r.logApplied(ch, class, a, start, rec.Attempts+1)
 		return
 	}
 	if Temporary(err) {
@@ -1208,7 +1224,11 @@ func (r *Runner) applyCurrent(ctx context.Context, ev *lang.Evaluator, key strin
 		}
 		return ch, "", Applied{}, err
 	}
+	pwErr := r.passwordAgain(ctx, p, ch)
 	class, a, err := r.Apply(ctx, ev, p.Identity, ch)
+	if err == nil && pwErr != nil {
+		err = pwErr // the rest of the entry is synced; the password stays parked
+	}
 	return ch, class, a, err
 }
 
@@ -1229,6 +1249,15 @@ func (r *Runner) currentChange(ctx context.Context, key string, p *state.Parked)
 	case p.Op == "delete" && p.Identity == "" && key != "dn:"+source.NormalizeDN(dn):
 	case p.Identity != "" && r.EntryByID != nil:
 		e, err = r.EntryByID(ctx, p.Identity)
+		if err == nil && e == nil && r.Entry != nil && dn != "" {
+			// Not found by identity: make sure it is not at its DN either
+			// before taking it for deleted.
+			if e, err = r.Entry(ctx, dn); e != nil {
+				if id := source.Identity(e, r.Pipe.Source); id != "" && id != p.Identity {
+					e = nil // another entry now has that DN
+				}
+			}
+		}
 	case r.Entry != nil && dn != "":
 		e, err = r.Entry(ctx, dn)
 	default:

@@ -56,6 +56,7 @@ var changeVars = []struct{ name, doc string }{
 	{"oldDN", `the DN before a rename; "" for other changes`},
 	{"changeType", `"add", "modify", "delete" or "modrdn"; resync reports "add"`},
 	{"changed", "the names of the attributes a modify changed, as the source reported them"},
+	{"newPassword", "the clear-text password the change set, when the source records it; nil otherwise, and always in resync (secret)"},
 }
 
 // secretAttributes hold passwords: their values never leave the process —

@@ -131,6 +131,7 @@ var blockSpecs = map[string]map[string]spec{
 		"pageSize":     {kind: kInt},
 		"identity":     {kind: kString},
 		"attributes":   {kind: kStrings},
+		"passwordKey":  {kind: kSecret},
 	},
 	"scim": {
 		"url":          {kind: kString, required: true},
@@ -154,6 +155,11 @@ var blockSpecs = map[string]map[string]spec{
 		"update":       {kind: kString, enum: []string{"patch", "put"}},
 		"maxPatchOps":  {kind: kInt},
 		"patchFilters": {kind: kString, enum: []string{"filter", "replace"}},
+		"passwords":    {kind: kString, enum: []string{"send", "skip"}},
+		// The mass-delete guard (engine.DeleteGuard); flags override them.
+		"maxDeletes":        {kind: kInt},
+		"maxDeletesPercent": {kind: kInt},
+		"deleteWindow":      {kind: kDuration},
 	},
 	"endpoint": {
 		"path":    {kind: kString, required: true},
@@ -280,6 +286,7 @@ func (c *compiler) compile(f *script) {
 		names[b.label] = b.labelOff
 		c.class(b)
 	}
+	c.passwordSourceChecks()
 	// The attributes read by some expression, in a stable order.
 	for a := range c.used {
 		p.attrs = append(p.attrs, a)
@@ -317,10 +324,14 @@ func (c *compiler) source(b *block) {
 	s.PageSize, _ = vals["pageSize"].(int)
 	s.Identity = str("identity")
 	s.Attributes = strs("attributes")
+	s.PasswordKey, _ = vals["passwordKey"].(secretT)
 	for _, dn := range s.Base {
 		if _, err := ldap.ParseDN(dn); err != nil {
 			c.settingError(b, "base", "base: invalid DN: %v", err)
 		}
+	}
+	if _, ok := vals["passwordKey"]; ok && b.label != "changelog" {
+		c.settingError(b, "passwordKey", "passwordKey applies to a changelog source only (PingDirectory's ds-changelog-encrypted-password)")
 	}
 	switch b.label {
 	case "ldif":
@@ -396,6 +407,8 @@ func (c *compiler) scimBlock(b *block) {
 		c.p.Update = u
 	}
 	c.p.PatchFilters = str("patchFilters")
+	c.p.SkipPasswords = str("passwords") == "skip"
+	c.deleteGuard(b, vals)
 	if n, ok := vals["maxPatchOps"].(int); ok {
 		if n < 1 {
 			c.settingError(b, "maxPatchOps", "maxPatchOps: want 1 or more operations per PATCH request")
@@ -502,6 +515,8 @@ func (c *compiler) changeEnv() map[string]any {
 	env["oldDN"] = ""
 	env["changeType"] = ""
 	env["changed"] = []string(nil)
+	env[budgetVar] = (*meter)(nil)
+	env["newPassword"] = nil // a string or nil: typed as any, so that newPassword == nil and ?? check
 	for _, e := range c.p.Endpoints {
 		env[e.Name] = e
 	}
@@ -527,6 +542,7 @@ func (c *compiler) expression(t exprText, what string, w want) *expression {
 	opts := []expr.Option{expr.Env(c.envTypes), expr.Patch(v)}
 	opts = append(opts, builtins.Options()...)
 	opts = append(opts, refFunction)
+	opts = append(opts, budgetOptions()...) // after identVisitor: it never sees the budget's calls
 	if w == wantBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -569,7 +585,7 @@ func (c *compiler) expression(t exprText, what string, w want) *expression {
 	// $env reaches every attribute the pipe binds, password attributes
 	// included, whatever name or key it is indexed with: an expression that
 	// reads it is as secret as one that names userPassword.
-	e.secret = v.whole
+	e.secret = v.whole || v.vars["newPassword"]
 	for a := range v.used {
 		e.secret = e.secret || IsSecretAttribute(a)
 	}

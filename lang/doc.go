@@ -45,7 +45,9 @@
 // password, base, caFile, startTLS, insecure, timeout, pollInterval,
 // pageSize, identity (the attribute holding a stable identity: entryUUID,
 // nsUniqueId, objectGUID), attributes (names of LDAP attributes beyond the
-// known vocabulary, for expressions to use).
+// known vocabulary, for expressions to use), passwordKey (changelog only:
+// the secret that would decrypt PingDirectory's encrypted changelog
+// passwords; see "Password sync").
 //
 // scim: url (required); auth ("none", "basic", "bearer", "oauth2"; inferred
 // from the other settings when omitted); username, password; token;
@@ -62,7 +64,16 @@
 // manage, for a service known to refuse value filters);
 // rate (at most this many requests per second to the service, over every
 // worker; `run --rate` and `resync --rate` override it. With or without it,
-// a 429 slows every worker down together and the pace recovers gradually).
+// a 429 slows every worker down together and the pace recovers gradually);
+// passwords ("send", the default, or "skip": every password mapping is left
+// out, for a service that refuses password writes or keeps its own);
+// maxDeletes, maxDeletesPercent and deleteWindow (the mass-delete guard:
+// the deletes and deactivations `verify --repair` and `resync` may imply
+// and `run` may send within deleteWindow, default 10m, as a count, default
+// 500, and as a whole percentage of the resources the pipe manages,
+// default 20 from 10 deletes on, none for run unless set; over them the
+// command stops; --max-deletes, --max-deletes-percent and --delete-window
+// override them, --allow-deletes lets one command through).
 //
 // endpoint: path (required, e.g. "/Users"), schemas (required: the core
 // schema URN first, then extensions), type (the resource type name used in
@@ -114,6 +125,9 @@
 //	oldDN                  the DN before a rename; "" otherwise
 //	changeType             "add", "modify", "delete" or "modrdn"
 //	changed                the names of the attributes a modify changed
+//	newPassword            the clear-text password the change set, when the source
+//	                       records it; nil otherwise, and always in resync. Secret:
+//	                       see "Password sync"
 //	endpoint names         as values, for `endpoint` and ref()
 //
 // An attribute name outside the known LDAP vocabulary (RFC 4519, 2798,
@@ -195,9 +209,58 @@
 // mapping that can only give a hash attribute's values as stored
 // (userPassword, first(userPassword), userPassword[0], trim(…), last(…),
 // with ?? "" or a conditional with nil) is reported by a warning — the
-// script loads, see Pipe.Warnings. A clear-text source, such as the
-// changelog's unhashed#user#password of 389-ds (declared in the source's
-// attributes), is what a password mapping should read.
+// script loads, see Pipe.Warnings. newPassword, the clear text a change
+// carries (see "Password sync"), is what a password mapping should read.
+//
+// # Password sync
+//
+// A directory never gives a password back, so the clear text exists only at
+// the moment of a change, and only where the source records it. newPassword
+// holds it for that change (nil when the change carries none):
+//
+//	@realtime password = newPassword
+//
+// Where it comes from, per source:
+//
+//   - 389 Directory Server (changelog): the Retro Changelog records the
+//     clear text as unhashed#user#password in the changes attribute when
+//     cn=config has nsslapd-unhashed-pw-switch: on. Seen (389-ds 2.x) for an
+//     LDAP modify of userPassword with a clear value and for the password
+//     modify extended operation (ldappasswd, which 389 accepts only over
+//     LDAPI or TLS); not for an add (its changes hold only the hash), and
+//     not for a modify that supplies an already hashed value. A user created
+//     with a password is therefore created without one; its first password
+//     change is sent.
+//   - OpenLDAP (syncrepl) and LDIF: a userPassword value not in {SCHEME}
+//     form is clear text (some sites store it so); a hashed value never is.
+//     syncrepl reports whole entries, so newPassword is set when the clear
+//     value differs from the one last seen for the entry in this process, or
+//     the entry is new; after a restart, an entry's first change does not
+//     re-send its unchanged password.
+//   - PingDirectory (changelog): its Changelog Password Encryption plugin
+//     adds ds-changelog-encrypted-password, which the source's passwordKey
+//     would decrypt. The format is not publicly documented, so the value is
+//     not decrypted: each such change is synced without its password and
+//     logged with an "unsupported format" error (no passwordKey: a "no
+//     passwordKey" error). Ping's format and test vectors would close the
+//     gap.
+//   - Active Directory (dirsync): DirSync never returns passwords; a pipe
+//     that maps password gets a warning at load.
+//
+// The rules: the password is sent on create (in the POST body) and by the
+// update of the modify that carried it, as one PATCH {"op":"replace",
+// "path":"password"} after the others (update = "put": in the PUT body);
+// never in resync; never compared or diffed (SCIM's password is writeOnly
+// and never returned). An expression that reads newPassword is secret like
+// one that reads userPassword: its errors are withheld, and no log, error,
+// REPL, dry-run, map or verify output shows the value ("(withheld)"). The
+// state never holds it: a parked password change keeps only the change's
+// position, and its retry reads the password again from the changelog
+// record; when that record is gone (trimmed) the change stays parked with
+// that reason, and the entry's other changes are applied. A service that
+// refuses password writes (400 mutability, 403) fails the change with a
+// message saying so; passwords = "skip" in the scim block stops sending
+// them.
 //
 // nil, "", an empty list or map mean "no value": the attribute is left out
 // of the resource on create, and removed on update — the targets a class
@@ -235,6 +298,27 @@
 // and the change that last wrote the resource. So does $env. Reads also
 // answers "yes" when the source did not say what changed, or named an
 // attribute by OID; attribute options (mail;lang-fr) are ignored.
+//
+// # Budgets
+//
+// Each change's evaluation (class conditions, endpoint, lookup filter and
+// mappings together) has a budget, so that a careless expression over a
+// large attribute (nested loops over a group's members, a string doubled in
+// a reduce) fails that change only, instead of running for minutes or
+// taking gigabytes (DefaultBudget; Evaluator.SetBudget changes it):
+//
+//	time      2s        wall time, watched in every closure call (map, filter, reduce…)
+//	memory    64 MiB    strings built by + and by functions (their length), lists
+//	                    (16 bytes an element) and maps (48 an entry) functions return;
+//	                    first and last, which only pass a value through, do not count
+//	elements  1 000 000 expr's own memory budget, per expression: elements of
+//	                    ranges (1..n), list and map literals, sorts
+//
+// Going over it is an *EvalError at the expression that was running, whose
+// cause is a *BudgetError (time or memory). The figures are far above what
+// mappings need (20 000 members through lower() take a few milliseconds and
+// about 2 MB) and are not script settings: an expression that needs more is
+// one to rewrite.
 //
 // # Errors
 //

@@ -2,6 +2,8 @@ package lang
 
 import (
 	"strings"
+
+	"github.com/scimsync/scimsync/engine/secret"
 )
 
 // ChangeType is the kind of LDAP change a Change reports.
@@ -50,6 +52,11 @@ type Change struct {
 	OldDN   string   // the DN before a modrdn; "" otherwise
 	Changed []string // attribute names a modify changed, as the source reported them
 	Entry   *Entry
+	// NewPassword is the clear-text password the change set, when the
+	// source records one (389-ds's unhashed#user#password, a userPassword
+	// value not in {SCHEME} form): expressions read it as newPassword. It
+	// is never stored, logged or shown (password_change.go).
+	NewPassword secret.Secret
 }
 
 // Entry is an LDAP entry: a DN and attributes whose names match

@@ -7,6 +7,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/scimsync/scimsync/engine/logsafe"
 )
 
 // Evaluator evaluates changes against a compiled pipe. It keeps its own VM
@@ -20,6 +22,7 @@ type Evaluator struct {
 	dn      *ldap.DN
 	dnOK    bool
 	ch      *Change
+	meter   *meter // the change's evaluation budget (budget.go)
 }
 
 // NewEvaluator returns an evaluator for p.
@@ -61,15 +64,20 @@ type EvalError struct {
 // Unwrap returns the cause.
 func (e *EvalError) Unwrap() error { return e.Err }
 
-// Error gives `file:line:col: dn: what: message`.
+// Error gives `file:line:col: dn: what: message`, with the DN and the
+// message capped and their control characters escaped (logsafe.Text): an
+// entry's data never makes a 100 KB or terminal-driving error.
 func (e *EvalError) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s: %s: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.DN, e.What, e.Msg)
+	return fmt.Sprintf("%s:%d:%d: %s: %s: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, logsafe.Text(e.DN), e.What, logsafe.Text(e.Msg))
 }
 
 // Eval classifies a change and evaluates what its class needs: endpoint,
 // lookup filter and, unless it is a delete, the mappings used in mode.
 func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	ev.bind(ch)
+	if mode != Realtime {
+		ev.env["newPassword"] = nil // never in resync, whatever the change holds
+	}
 	r := &ev.res
 	*r = Result{Change: ch, Mode: mode, values: r.values[:0], w: r.w}
 	r.w.ready = false // what prepare made was for the previous change
@@ -98,7 +106,7 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 	}
 	r.exclude = ev.exclude
 	for _, m := range cl.Mappings {
-		if m.Usage&(bit(Create, mode)|bit(Update, mode)) == 0 || r.excluded(m) {
+		if m.Usage&(bit(Create, mode)|bit(Update, mode)) == 0 || r.excluded(m) || m.password && ev.p.SkipPasswords {
 			r.values = append(r.values, nil)
 			continue
 		}
@@ -119,6 +127,9 @@ func (ev *Evaluator) Eval(ch *Change, mode Mode) (*Result, error) {
 // carries the real value.
 func (r *Result) Secrets() []string {
 	var out []string
+	if r.Change != nil && !r.Change.NewPassword.IsZero() {
+		out = append(out, r.Change.NewPassword.Reveal())
+	}
 	if r.Change != nil && r.Change.Entry != nil {
 		for _, a := range r.Change.Entry.Attrs() {
 			if IsSecretAttribute(a.Name) {
@@ -188,11 +199,13 @@ func (r *Result) excluded(m *Mapping) bool {
 func (ev *Evaluator) bind(ch *Change) {
 	ev.ch = ch
 	ev.dn, ev.dnOK = nil, false
+	ev.startBudget()
 	env := ev.env
 	env["dn"] = ch.DN
 	env["oldDN"] = ch.OldDN
 	env["changeType"] = changeTypeValues[ch.Type]
 	env["changed"] = ch.Changed
+	env["newPassword"] = newPasswordValue(ch)
 	for _, a := range ev.p.attrs {
 		env[a] = ch.Entry.value(a)
 	}
@@ -211,6 +224,11 @@ func (ev *Evaluator) evalError(e *expression, err error) *EvalError {
 	if fe, ok := err.(*file.Error); ok {
 		ee.Msg = fe.Message
 		ee.Pos = ev.p.src.Pos(e.text.off + runeOffsetToByte(e.text.text, fe.From))
+	}
+	if msg, cause, ok := budgetMessage(err, ev.vm.MemoryBudget); ok {
+		// Says nothing of the values, so a secret expression shows it too.
+		ee.Msg, ee.Err = msg, cause
+		return ee
 	}
 	if e.secret {
 		ee.Msg = "the expression failed (the message is withheld: the expression reads a password attribute, whose values are never shown)"

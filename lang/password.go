@@ -136,6 +136,9 @@ func passwordValues(n ast.Node) (passwordKind, string) {
 			return passwordValues(x.Node)
 		}
 	case *ast.CallNode:
+		if isCallOf(x, chargeFunc) { // the budget's wrapper (budget.go) passes its value through
+			return passwordValues(x.Arguments[1])
+		}
 		if id, ok := x.Callee.(*ast.IdentifierNode); ok && len(x.Arguments) == 1 && passThrough[id.Value] {
 			return passwordValues(x.Arguments[0])
 		}

@@ -30,8 +30,19 @@ type Pipe struct {
 	// replaced with the desired elements, for services known to refuse
 	// value filters).
 	PatchFilters string
-	Endpoints    []*Endpoint
-	Classes      []*Class
+	// SkipPasswords (scim { passwords = "skip" }) leaves every password
+	// mapping out: for a service that refuses password writes, or that
+	// must keep its own.
+	SkipPasswords bool
+	// MaxDeletes, MaxDeletesPercent and DeleteWindow are the scim block's
+	// mass-delete guard settings (0: the engine's defaults): the deletes
+	// and deactivations one command, or run within DeleteWindow, may send,
+	// as a count and as a share of the resources the pipe manages.
+	MaxDeletes        int
+	MaxDeletesPercent int
+	DeleteWindow      time.Duration
+	Endpoints         []*Endpoint
+	Classes           []*Class
 
 	src      *Source
 	warnings *Diagnostics   // nil when the load found nothing to warn about
@@ -63,6 +74,10 @@ type SourceConfig struct {
 	PageSize     int
 	Identity     string   // attribute holding a stable entry identity (entryUUID, nsUniqueId, objectGUID)
 	Attributes   []string // attribute names the script declares beyond the known vocabulary
+	// PasswordKey (passwordKey) is the key that would decrypt
+	// PingDirectory's ds-changelog-encrypted-password; see
+	// engine/source/password.go for why it cannot be used yet.
+	PasswordKey secret.Secret
 }
 
 // Endpoint is a SCIM endpoint such as /Users: its path, schemas, and how an

@@ -30,6 +30,13 @@ func readsOf(v *identVisitor) readSet {
 		rs.attrs[a] = true
 	}
 	rs.any = v.whole || v.vars["changed"] || v.vars["changeType"] || v.vars["oldDN"]
+	if v.vars["newPassword"] {
+		// A change carries a new password only when it changed the
+		// password attribute the source reports it under.
+		for _, a := range passwordChangeAttrs {
+			rs.attrs[a] = true
+		}
+	}
 	return rs
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/control"
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/state"
 	"github.com/scimsync/scimsync/lang"
@@ -30,8 +31,14 @@ func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	verb := args[0]
 	fs := newFlags("failed", "list|retry PIPE", stderr)
 	stateDir := stateDirFlag(fs)
+	logf := logFlags(fs)
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
+	}
+	log, err := logf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
+		return exitUsage
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintf(stderr, "scimsync failed %s: name one pipe script\n", verb)
@@ -59,7 +66,7 @@ func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			if verb == "list" {
 				return failedList(stdout, stderr, st.ListParked)
 			}
-			return failedRetry(ctx, p, st, stdout, stderr)
+			return failedRetry(ctx, p, st, log, stdout, stderr)
 		}
 		if !errors.Is(err, state.ErrLocked) {
 			fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
@@ -100,20 +107,20 @@ func failedList(stdout, stderr io.Writer, list func() ([]state.Parked, error)) i
 		return exitFail
 	}
 	for _, pk := range parked {
-		fmt.Fprintf(stdout, "%s\t%s\tclass %s\t%d attempts\t%s\n", pk.Time.Format(time.RFC3339), pk.DN, pk.Class, pk.Attempts, pk.Error)
+		fmt.Fprintf(stdout, "%s\t%s\tclass %s\t%d attempts\t%s\n", pk.Time.Format(time.RFC3339),
+			logsafe.Cap(pk.DN, logsafe.MaxValue), pk.Class, pk.Attempts, logsafe.Cap(pk.Error, logsafe.MaxValue))
 	}
 	fmt.Fprintf(stdout, "%d failed changes\n", len(parked))
 	return exitOK
 }
 
 // failedRetry applies the parked changes itself, the store being free.
-func failedRetry(ctx context.Context, p *lang.Pipe, st *state.Store, stdout, stderr io.Writer) int {
-	client, err := scim.NewClient(p.SCIM, scim.WithLogger(newLogger(stderr, slog.LevelWarn)))
+func failedRetry(ctx context.Context, p *lang.Pipe, st *state.Store, log *slog.Logger, stdout, stderr io.Writer) int {
+	client, err := scim.NewClient(p.SCIM, scim.WithLogger(log))
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync failed: %v\n", err)
 		return exitFail
 	}
-	log := newLogger(stderr, slog.LevelInfo)
 	entries, err := sourceEntries(ctx, p, log)
 	if err != nil {
 		// the parked entries cannot be read again: they fail again, for later

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/scimsync/scimsync/engine/logsafe"
 )
 
 // logFlagSet is --log-format and --log-level, shared by every command that
@@ -48,9 +50,9 @@ func formatLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, e
 	case "", "auto":
 		return newLogger(w, level), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(logsafe.NewHandler(slog.NewJSONHandler(w, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(logsafe.NewHandler(slog.NewTextHandler(w, opts))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want json, text or auto", format)
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/scimsync/scimsync/engine/logsafe"
 )
 
 func main() {
@@ -46,6 +48,13 @@ const (
 
 // run is the whole program, with its streams, so tests can drive it.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Everything a command prints for people goes through logsafe: no LDAP
+	// value, SCIM answer or error carrying them reaches the terminal with
+	// its control characters (ESC, BEL, C1, bidi overrides).
+	safeOut, safeErr := logsafe.NewWriter(stdout), logsafe.NewWriter(stderr)
+	defer safeOut.Flush()
+	defer safeErr.Flush()
+	stdout, stderr = safeOut, safeErr
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage

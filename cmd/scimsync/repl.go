@@ -14,6 +14,7 @@ import (
 
 	"github.com/peterh/liner"
 
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/lang"
 	"github.com/scimsync/scimsync/lang/repl"
@@ -240,7 +241,7 @@ func saveHistory(ln *liner.State, path string, stderr io.Writer) {
 
 // isTerminal reports whether w is a character device (a terminal).
 func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
+	f, ok := logsafe.File(w)
 	if !ok {
 		return false
 	}

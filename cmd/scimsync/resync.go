@@ -40,6 +40,8 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	exclude := fs.StringArray("exclude-attr", nil, "leave this SCIM attribute out (repeatable), e.g. password")
 	workers := fs.Int("workers", 4, "entries processed in parallel")
 	progressEvery := fs.Duration("progress-interval", 10*time.Second, "how often a progress line is logged when not on a terminal")
+	logf := logFlags(fs)
+	guardf := guardFlags(fs, "the resources of the id map that the source's entries cannot account for are")
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
@@ -53,6 +55,23 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *rate < 0 {
 		fmt.Fprintln(stderr, "scimsync resync: --rate must be 0 or more")
+		return exitUsage
+	}
+	if err := guardf.check(); err != nil {
+		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+		return exitUsage
+	}
+	// resync reports through its summary: only warnings are logged unless
+	// --log-level says otherwise, as text unless --log-format does.
+	if !fs.Changed("log-level") {
+		*logf.level = "warn"
+	}
+	if !fs.Changed("log-format") {
+		*logf.format = "text"
+	}
+	logger, err := logf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
 		return exitUsage
 	}
 	path := fs.Arg(0)
@@ -81,7 +100,6 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(sigCtx)
 	defer cancel()
 	var authErr error // the first 401 or 403, under outMu
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// --dn-file: only the listed entries.
 	var dns []string
@@ -191,7 +209,13 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 
 	var failedW io.Writer
 	if *failedFile != "" {
-		ff, err := os.Create(*failedFile)
+		// 0600: the DNs that failed are the directory's data, for the operator only.
+		ff, err := os.OpenFile(*failedFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			if err = ff.Chmod(0o600); err != nil { // a file that was already there keeps no looser mode
+				ff.Close()
+			}
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
 			return exitFail
@@ -201,6 +225,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	stats := engine.NewStats(entries)
 	prog := newProgress(stderr, *progressEvery)
+	var tally classTally
 	ropts := engine.ResyncOptions{
 		Stats:   stats,
 		Workers: *workers,
@@ -233,7 +258,16 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 		defer store.Close()
+		if filter == "" && dns == nil && !guardf.guard(p).Allow {
+			// A whole resync: a source that lost most of its entries (a
+			// base DN pointed at an empty subtree) stops it here.
+			if err := engine.ResyncPrecheck(guardf.guard(p), entries.Count(), store); err != nil {
+				fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+				return exitFail
+			}
+		}
 		ropts.Applied = func(e *lang.Entry, class string, a engine.Applied) {
+			tally.add(class, a.Outcome)
 			if a.ID == "" || a.Endpoint == nil {
 				return
 			}
@@ -248,6 +282,9 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				outMu.Unlock()
 			}
 		}
+	}
+	if ropts.Applied == nil {
+		ropts.Applied = func(_ *lang.Entry, class string, a engine.Applied) { tally.add(class, a.Outcome) }
 	}
 	done := make(chan struct{})
 	var st *engine.Stats
@@ -274,6 +311,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		what = "resync interrupted"
 	}
 	summary(stderr, st, *dryRun, what)
+	tally.print(stderr, classNames(p))
 	if st.Failed.Load() > 0 || (err != nil && !errors.Is(err, context.Canceled)) {
 		return exitFail
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/control"
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/engine/state"
@@ -43,6 +44,7 @@ func openState(dir string, p *lang.Pipe) (*state.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	warnLooseStateDir(dir) // statedir.go
 	return state.Open(dir, p.Name)
 }
 
@@ -64,12 +66,12 @@ func loadWithState(cmd, path, stateDir string, stderr io.Writer) (*lang.Pipe, *s
 // newLogger logs text on a terminal and JSON otherwise.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if f, ok := w.(*os.File); ok {
+	if f, ok := logsafe.File(w); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, opts))
+			return slog.New(logsafe.NewHandler(slog.NewTextHandler(w, opts)))
 		}
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(logsafe.NewHandler(slog.NewJSONHandler(w, opts)))
 }
 
 func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -79,7 +81,10 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	rate := fs.Float64("rate", 0, "at most this many requests per second to the SCIM service (0: no limit)")
 	startupTimeout := fs.Duration("startup-timeout", 0, "how long to wait for a directory that is down at start-up (0: as long as it takes; default 5m with --once)")
 	stateDir := stateDirFlag(fs)
-	verbose := fs.BoolP("verbose", "v", false, "also log out-of-scope changes")
+	verbose := fs.BoolP("verbose", "v", false, "also log out-of-scope changes (--log-level debug)")
+	logf := logFlags(fs)
+	listen := listenFlag(fs)
+	guardf := runGuardFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
@@ -95,6 +100,10 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scimsync run: --startup-timeout must be 0 or more")
 		return exitUsage
 	}
+	if err := guardf.check(); err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitUsage
+	}
 	if !fs.Changed("startup-timeout") && *once {
 		// A one-shot run is usually scheduled: bounded, so that a directory
 		// down for good fails the job instead of piling runs up.
@@ -105,11 +114,20 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer st.Close()
-	level := slog.LevelInfo
 	if *verbose {
-		level = slog.LevelDebug
+		*logf.level = "debug"
 	}
-	log := newLogger(stderr, level)
+	log, err := logf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitUsage
+	}
+	mon, err := startMonitor(*listen, st, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		return exitFail
+	}
+	defer mon.close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start, err := st.Checkpoint()
@@ -120,7 +138,7 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if fs.Changed("rate") {
 		p.SCIM.Rate = *rate // over the script's rate; the client paces every worker together
 	}
-	client, err := scim.NewClient(p.SCIM, scim.WithLogger(log))
+	client, err := scim.NewClient(p.SCIM, append(mon.clientOptions(), scim.WithLogger(log))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
 		return exitFail
@@ -149,7 +167,8 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer entries.close()
 	r := &engine.Runner{Pipe: p, Dest: dest, Store: st, Source: src, Workers: *workers, Log: log,
-		Entry: entries.byDN, EntryByID: entries.byID}
+		Entry: entries.byDN, EntryByID: entries.byID, Deletes: guardf.window(p, st)}
+	mon.started(r, client)
 
 	// failed list and failed retry reach this run through its control
 	// socket while it holds the store. Without one the sync still runs.
@@ -166,6 +185,9 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		"parked", r.Stats.Parked.Load(), "seconds", time.Since(began).Seconds())
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
+		if errors.Is(err, engine.ErrTooManyDeletes) {
+			return exitDeletesHeld
+		}
 		if errors.Is(err, source.ErrTrimmed) {
 			fmt.Fprintln(stderr, "scimsync run: run `scimsync resync` to load everything again, then `scimsync set-startpoint --end`")
 		}

@@ -85,7 +85,7 @@ func runVerify(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	dest := &engine.Destination{Client: client, Pipe: p, Log: log}
 	rep, err := engine.Verify(ctx, p, dest, entries, engine.VerifyOptions{
 		Endpoints: *endpoints, PageSize: *pageSize, Store: st, Repair: *repair, Log: log,
-		Guard: engine.DeleteGuard{Max: *maxDeletes, Percent: *maxPercent, Allow: *allow},
+		Guard: flagsOverScript(fs, p, *maxDeletes, *maxPercent, *allow),
 	})
 	if err != nil && rep == nil {
 		fmt.Fprintf(stderr, "scimsync verify: %v\n", err)

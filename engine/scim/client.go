@@ -70,6 +70,7 @@ type Client struct {
 	log     *slog.Logger
 	secrets *strings.Replacer
 	pace    *throttle
+	observe RequestObserver // WithObserver; nil: none
 }
 
 // NewClient validates cfg and returns a Client for it. TLS certificates are verified unless
@@ -389,11 +390,14 @@ func (c *Client) once(ctx context.Context, method, path, u string, body []byte, 
 		}
 		return nil, "", err
 	}
+	sent := time.Now()
 	hr, err := c.hc.Do(req)
 	if err != nil {
+		c.observed(method, nil, sent)
 		return nil, used, c.transportError(ctx, actx, method, path, err)
 	}
 	defer hr.Body.Close()
+	defer c.observed(method, hr, sent)
 	data, err := io.ReadAll(io.LimitReader(hr.Body, MaxResponseBytes+1))
 	if err != nil {
 		return nil, used, c.transportError(ctx, actx, method, path, err)

@@ -40,11 +40,12 @@ import (
 // Each record becomes an event: targetDN, changeType, newRDN, deleteOldRDN
 // and newSuperior say what happened; the changes attribute (LDIF; 389-ds
 // stores it folded, with operational attributes and a trailing NUL) gives
-// the changed attribute names only: its values, passwords among them, are
-// never kept, logged or put in an error. For add, modify and modrdn the
-// entry is then read from the directory as it is now; if it is gone the
-// event is EventDropped. A delete whose entry exists again (same identity)
-// is dropped too. The identity comes from the record (targetUniqueId,
+// the changed attribute names, and the clear text of a password change
+// (389-ds's unhashed#user#password) as Change.NewPassword (password.go);
+// no other value is kept, and none is logged or put in an error. For add,
+// modify and modrdn the entry is then read from the directory as it is
+// now; if it is gone the event is EventDropped. A delete whose entry
+// exists again (same identity) is dropped too. The identity comes from the record (targetUniqueId,
 // targetEntryUUID, which 389-ds records when the Retro Changelog plugin has
 // nsslapd-attribute: nsuniqueid:targetUniqueId) or from the current entry.
 //
@@ -335,7 +336,7 @@ func (c *Changelog) read() (int, error) {
 }
 
 var changelogAttrs = []string{"changeNumber", "targetDN", "changeType", "changes", "newRDN", "deleteOldRDN",
-	"newSuperior", "targetUniqueId", "targetEntryUUID", "changeTime"}
+	"newSuperior", "targetUniqueId", "targetEntryUUID", "changeTime", "ds-changelog-encrypted-password"}
 
 // convert turns one changelog record into an event; nil when the change is
 // outside the bases. It sets c.last.
@@ -367,6 +368,10 @@ func (c *Changelog) convert(ctx context.Context, r *ldap.Entry) (*Event, error) 
 		ch.OldDN = rec.dn
 	}
 	ev := &Event{Kind: EventChange, Change: ch, Identity: id}
+	if ch.NewPassword, err = c.recordPassword(r, rec.typ); err != nil {
+		// the change is still applied, without its password (password.go)
+		c.d.log.Warn("changelog: the new password cannot be read", "changeNumber", number, "error", err.Error())
+	}
 	if c.fetch.idAttr == "" {
 		c.fetch.idAttr = rec.idAttr
 	}

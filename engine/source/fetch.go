@@ -165,9 +165,20 @@ func (r *Reader) EntryByID(ctx context.Context, id string) (*lang.Entry, error) 
 		if err != nil {
 			return err
 		}
-		everywhere := &fetcher{scope: scope{}, idAttr: r.fetch.idAttr, context: nc}
-		e, err = everywhere.byIdentity(c, id)
-		return err
+		attrs := []string{r.fetch.idAttr}
+		if r.fetch.idAttr == "" {
+			// The script names none: the changelog told it per record.
+			// Try the attributes identities come from, so that an entry is
+			// never taken for deleted because it was looked for by nothing.
+			attrs = identityAttrs
+		}
+		for _, a := range attrs {
+			everywhere := &fetcher{scope: scope{}, idAttr: a, context: nc}
+			if e, err = everywhere.byIdentity(c, id); e != nil || err != nil && retryable(err) {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the entry %s: %w", id, reasonError{err})

@@ -69,6 +69,7 @@ func (d *Directory) Apply(rec *ldif.Record) (*lang.Change, error) {
 			d.order = append(d.order, key)
 		}
 		d.entries[key] = e
+		ch.NewPassword = contentPassword(ch)
 		return ch, nil
 	case "delete":
 		e := d.entries[key]
@@ -101,6 +102,7 @@ func (d *Directory) Apply(rec *ldif.Record) (*lang.Change, error) {
 			}
 			ch.Changed = appendName(ch.Changed, m.Attr)
 		}
+		ch.NewPassword = modPassword(rec.Mods)
 		return ch, nil
 	case "modrdn":
 		return d.rename(rec, key)

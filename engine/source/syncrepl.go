@@ -53,6 +53,7 @@ type Syncrepl struct {
 	wg     sync.WaitGroup
 	cookie []byte
 	known  map[string]string // identity -> DN last seen
+	pw     *passwordTracker  // which entries' clear-text userPassword changed (password.go)
 
 	initial      bool // this search started without a cookie
 	refreshing   bool
@@ -90,7 +91,7 @@ func OpenSyncrepl(ctx context.Context, cfg lang.SourceConfig, start string, opts
 	if err != nil {
 		return nil, err
 	}
-	s := &Syncrepl{cfg: cfg, opts: opts, d: d, scope: sc, cookie: cookie, known: map[string]string{}}
+	s := &Syncrepl{cfg: cfg, opts: opts, d: d, scope: sc, cookie: cookie, known: map[string]string{}, pw: newPasswordTracker()}
 	conn, _, err := d.dial(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -113,7 +114,10 @@ func searchBase(conn *ldap.Conn, sc scope) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading the root DSE: %w", err)
 		}
-		if v := dse.GetAttributeValue("defaultNamingContext"); v != "" {
+		// 389-ds names its Retro Changelog's backend as the default
+		// naming context once the plugin is on: never the entries' one.
+		if v := dse.GetAttributeValue("defaultNamingContext"); v != "" && !strings.EqualFold(v, "cn=changelog") &&
+			!strings.EqualFold(v, "cn=accesslog") {
 			return v, nil
 		}
 		for _, nc := range dse.GetAttributeValues("namingContexts") {
@@ -321,6 +325,7 @@ func (s *Syncrepl) entry(e *ldap.Entry, st *ldap.ControlSyncState) {
 		}
 		delete(s.known, id)
 		delete(s.present, id)
+		s.pw.forget(id)
 		if dn != "" && !s.scope.contains(dn) {
 			s.checkpoint()
 			return
@@ -338,6 +343,7 @@ func (s *Syncrepl) entry(e *ldap.Entry, st *ldap.ControlSyncState) {
 		ch.Type = lang.ModRDN
 		ch.OldDN = old
 	}
+	ch.NewPassword = s.pw.observe(id, e.GetAttributeValues("userPassword"), !known)
 	s.known[id] = e.DN
 	if s.refreshing {
 		s.present[id] = struct{}{}

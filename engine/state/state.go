@@ -108,6 +108,10 @@ type Parked struct {
 	Time     time.Time `json:"time"`     // when it was (last) parked
 	NextTry  time.Time `json:"nextTry"`  // when run tries it again by itself
 	Position string    `json:"position"` // the source position of the change
+	// PasswordAt is the source position of a change whose new password has
+	// not been sent yet, never the password: a retry reads it again there
+	// (source.PasswordReader); "" when none is pending.
+	PasswordAt string `json:"passwordAt,omitempty"`
 }
 
 // Path returns the file of a pipe's state in dir.

@@ -59,6 +59,14 @@
 //             for none, "noTarget" and "invalidFilter" as other services answer) and is not applied.
 //             "rejectFilteredPaths":false turns it off again. GET lists the settings; DELETE clears
 //             them (?userAgent=X: only that User-Agent's).
+//   GET    /_control/passwords?userAgent=X -> [{id,userName,password,method,time}]: the last password
+//             each User received (POST or PUT body, PATCH replace/add of password) in a request
+//             with that User-Agent and answered 2xx, for password sync tests. Passwords are kept
+//             here only: the request log shows each as "(withheld)", and nothing prints them.
+//   POST   /_control/passwords/refuse {"userAgent":"x","status":400,"scimType":"mutability"}
+//             -> a request with that User-Agent that carries a password is refused so, as by a
+//             service that does not accept password writes; DELETE /_control/passwords/refuse
+//             (?userAgent=X) ends it.
 //   POST   /_control/reset                 -> empties users, groups, log, faults, tokens and strict settings
 //   GET    /_control/dump                  -> {"Users":[...],"Groups":[...]} as stored
 import express from "express";
@@ -97,6 +105,10 @@ let seq = 0;
 let faults = [];
 // Strict mode (POST /_control/strict): User-Agent ("" = everyone) -> {rejectFilteredPaths, scimType}.
 const strict = new Map();
+// Password sync (GET /_control/passwords): User id -> {id, userName, password, method, time,
+// userAgent}; refusals (POST /_control/passwords/refuse): User-Agent -> {status, scimType}.
+const passwords = new Map();
+const refusePasswords = new Map();
 // OAuth2: issued access token -> {expires (ms epoch), userAgent}; token TTLs; token request log.
 const oauth = {
   tokens: new Map(),
@@ -306,9 +318,22 @@ control.delete("/strict", (req, res) => {
   else strict.clear();
   res.status(204).end();
 });
+control.get("/passwords", (req, res) => res.json([...passwords.values()]
+  .filter((p) => req.query.userAgent === undefined || p.userAgent === req.query.userAgent)
+  .map(({ id, userName, password, method, time }) => ({ id, userName, password, method, time }))));
+control.post("/passwords/refuse", (req, res) => {
+  const r = { status: Number(req.body?.status ?? 400), scimType: String(req.body?.scimType ?? "mutability") };
+  refusePasswords.set(String(req.body?.userAgent ?? ""), r);
+  res.status(201).json(r);
+});
+control.delete("/passwords/refuse", (req, res) => {
+  if (req.query.userAgent !== undefined) refusePasswords.delete(String(req.query.userAgent));
+  else refusePasswords.clear();
+  res.status(204).end();
+});
 control.post("/reset", (req, res) => {
   store.Users.clear(); store.Groups.clear(); userNameIndex.clear(); requestLog = []; faults = []; seq = 0;
-  strict.clear();
+  strict.clear(); passwords.clear(); refusePasswords.clear();
   oauth.tokens.clear(); oauth.ttlByUserAgent.clear(); oauth.requests = [];
   res.status(204).end();
 });
@@ -380,7 +405,7 @@ app.use(BASE, async (req, res, next) => {
   const entry = {
     seq: ++seq, time: now(), method: req.method, path: req.path, query: req.query,
     userAgent: req.header("User-Agent") || "", scheme: req.socket.encrypted ? "https" : "http",
-    ...(LOG_BODIES && req.body && Object.keys(req.body).length ? { body: req.body } : {}),
+    ...(LOG_BODIES && req.body && Object.keys(req.body).length ? { body: withholdPasswords(req.body) } : {}),
   };
   const t0 = process.hrtime.bigint();
   res.on("finish", () => {
@@ -416,6 +441,73 @@ app.use(BASE, async (req, res, next) => {
 });
 
 app.use(BASE, strictAttrsCheck);
+app.use(BASE, passwordCapture);
+
+// ---- password sync (test-only) -----------------------------------------------------------------
+const USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User";
+const isPasswordKey = (k) => typeof k === "string" && (k.toLowerCase() === "password" || k.toLowerCase() === `${USER_URN.toLowerCase()}:password`);
+
+// passwordIn returns the password a request body sets, or undefined: a resource's password (POST,
+// PUT), or a PATCH operation's (path password, or no path and a value object holding password).
+function passwordIn(method, body) {
+  if (!body || typeof body !== "object") return undefined;
+  if (method === "POST" || method === "PUT") {
+    const k = Object.keys(body).find(isPasswordKey);
+    return k !== undefined && typeof body[k] === "string" ? body[k] : undefined;
+  }
+  if (method !== "PATCH" || !Array.isArray(body.Operations)) return undefined;
+  let pw;
+  for (const op of body.Operations) {
+    const o = String(op?.op ?? "").toLowerCase();
+    if (o !== "replace" && o !== "add") continue;
+    if (isPasswordKey(op.path) && typeof op.value === "string") pw = op.value;
+    else if (op.path === undefined && op.value && typeof op.value === "object") {
+      const k = Object.keys(op.value).find(isPasswordKey);
+      if (k !== undefined && typeof op.value[k] === "string") pw = op.value[k];
+    }
+  }
+  return pw;
+}
+
+// withholdPasswords returns a copy of a request body for the request log, every password value
+// replaced, so that the log never holds one.
+function withholdPasswords(v, hide = false) {
+  if (Array.isArray(v)) return v.map((x) => withholdPasswords(x, hide));
+  if (v && typeof v === "object") {
+    const out = {};
+    const pathIsPassword = isPasswordKey(v.path);
+    for (const [k, x] of Object.entries(v)) {
+      out[k] = withholdPasswords(x, hide || isPasswordKey(k) || (pathIsPassword && k === "value"));
+    }
+    return out;
+  }
+  return hide && typeof v === "string" ? "(withheld)" : v;
+}
+
+// passwordCapture refuses passwords for a User-Agent told to (POST /_control/passwords/refuse),
+// and records the password of each User request answered 2xx.
+function passwordCapture(req, res, next) {
+  const m = /^\/Users(?:\/([^/]+))?\/?$/.exec(req.path);
+  const pw = m ? passwordIn(req.method, req.body) : undefined;
+  if (pw === undefined) return next();
+  const userAgent = req.header("User-Agent") || "";
+  const refuse = refusePasswords.get(userAgent) ?? refusePasswords.get("");
+  if (refuse) {
+    return res.status(refuse.status).type("application/scim+json").send(JSON.stringify({
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: String(refuse.status),
+      ...(refuse.scimType ? { scimType: refuse.scimType } : {}),
+      detail: "password writes are not accepted (scim-server.js /_control/passwords/refuse)",
+    }));
+  }
+  res.on("finish", () => {
+    if (res.statusCode < 200 || res.statusCode > 299) return;
+    const id = m[1] ? decodeURIComponent(m[1]) : userNameIndex.get(String(req.body?.userName ?? "").toLowerCase());
+    if (id === undefined) return;
+    const userName = store.Users.get(id)?.userName;
+    passwords.set(id, { id, userName, password: pw, method: req.method, time: now(), userAgent });
+  });
+  next();
+}
 
 // Strict mode: refuse PATCH paths with a value filter (a valuePath, RFC 7644 §3.5.2 "path" ABNF:
 // the only place a "[" can appear), as some real services do, before SCIMMY applies anything.

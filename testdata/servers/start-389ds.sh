@@ -17,6 +17,11 @@
 #                     testdata/ldap/base.ldif, which assumes dc=example,dc=com; /dev/null: none)
 #   DS389_DEBUG       ns-slapd -d level (default 266354688 = the server default error-log level;
 #                     with -d 0 nothing at all is written to the errors log)
+#   DS389_UNHASHED_PW nsslapd-unhashed-pw-switch (default on): the Retro Changelog records the
+#                     clear text of each password change as unhashed#user#password in the
+#                     changes attribute, which scimsync's password sync reads (README, "Password
+#                     sync"). off: no clear text anywhere; nolog: not in the changelog either.
+#                     Set at every start (the attribute is dynamic), so a kept instance follows it.
 #
 # How it avoids systemd and global paths (the gotchas: ../shared/docs/servers.md §3 and §7):
 #   * lib389 (dscreate/dsctl/dsconf) finds instances only via <PREFIX>/etc/dirsrv/slapd-NAME/
@@ -45,6 +50,8 @@ INSTANCE=${DS389_INSTANCE:-scimsync}
 SUFFIX=${DS389_SUFFIX:-dc=example,dc=com}
 DM_PW=${DS389_DM_PW:-Secret123}
 DEBUG_LEVEL=${DS389_DEBUG:-266354688}
+UNHASHED_PW=${DS389_UNHASHED_PW:-on}
+case $UNHASHED_PW in on|off|nolog) ;; *) echo "DS389_UNHASHED_PW must be on, off or nolog" >&2; exit 1;; esac
 NS_SLAPD=/usr/sbin/ns-slapd
 
 for bin in "$NS_SLAPD" /usr/sbin/dscreate /usr/bin/ldapsearch; do
@@ -178,6 +185,15 @@ for _ in $(seq 1 600); do
 done
 [[ -n ${READY:-} ]] || { echo "ns-slapd not ready after 60 s" >&2; kill "$PID"; exit 1; }
 T3=$(date +%s.%N)
+
+# The clear text of password changes in the Retro Changelog, for password sync tests. It costs
+# exposure: anyone who can read cn=changelog reads every new password (README, "Password sync").
+/usr/bin/ldapmodify -x -H "$LDAP_URL" -D "cn=Directory Manager" -w "$DM_PW" > /dev/null <<EOF
+dn: cn=config
+changetype: modify
+replace: nsslapd-unhashed-pw-switch
+nsslapd-unhashed-pw-switch: $UNHASHED_PW
+EOF
 
 if [[ -n ${NEW_INSTANCE:-} && -n $SEED_LDIF ]]; then
   /usr/bin/ldapadd -x -H "$LDAP_URL" -D "cn=Directory Manager" -w "$DM_PW" -f "$SEED_LDIF" > /dev/null
