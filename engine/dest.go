@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/scimsync/scimsync/engine/scim"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/lang"
 )
 
@@ -92,7 +93,7 @@ func (d *Destination) write(ctx context.Context, method, endpoint, id string, bo
 		path += "/" + url.PathEscape(id)
 	}
 	if d.DryRun != nil {
-		d.DryRun(method, path, body)
+		d.DryRun(method, path, withheld(ctx, body))
 		if method == http.MethodPost {
 			return []byte(`{"id":"` + dryRunID + `"}`), nil
 		}
@@ -171,8 +172,28 @@ var ErrCreatePending = errors.New("an earlier create of this resource was sent a
 // is sent (three times the SCIM client's default per-request timeout).
 const DefaultCreateGrace = 3 * scim.DefaultTimeout
 
+// shownSecrets is the context key of the secret values a dry run must
+// not show (withheld).
+type shownSecrets struct{}
+
+// withheld is body as a dry run shows it: every secret value of the change
+// it was built from (password attributes, password mappings, wherever they
+// were mapped to) replaced by secret.Withheld. Only display uses it.
+func withheld(ctx context.Context, body []byte) []byte {
+	vals, _ := ctx.Value(shownSecrets{}).([]string)
+	if len(vals) == 0 || len(body) == 0 {
+		return body
+	}
+	return scim.Withhold(body, secret.NewScrubber(secret.Withheld, vals...))
+}
+
 // ApplyKnown is Apply with what the caller knows of the resource.
 func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Known, refs lang.Resolver) (Applied, error) {
+	if d.DryRun != nil {
+		if vals := res.Secrets(); len(vals) > 0 {
+			ctx = context.WithValue(ctx, shownSecrets{}, vals)
+		}
+	}
 	if res.OutOfScope {
 		return Applied{Outcome: OutOfScope}, nil
 	}
