@@ -154,8 +154,8 @@ func (p *parser) mapping() *mapping {
 			c := p.src[p.pos]
 			switch {
 			case inStr != 0:
-				if c == '\\' {
-					p.pos++
+				if c == '\\' && p.pos+1 < len(p.src) {
+					p.pos++ // the escaped byte; a \\ at the very end is just itself
 				} else if c == inStr {
 					inStr = 0
 				} else if c == '\n' {
@@ -320,7 +320,7 @@ func (p *parser) skipString(q byte) {
 	for !p.eof() {
 		c := p.src[p.pos]
 		if c == '\\' && q != '`' {
-			p.pos += 2
+			p.pos = min(p.pos+2, len(p.src))
 			continue
 		}
 		if c == '\n' && q != '`' {
