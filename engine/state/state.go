@@ -75,6 +75,7 @@ func DefaultDir() (string, error) {
 type Store struct {
 	db   *bolt.DB
 	path string
+	c    *committer // the grouped writes (commit.go)
 }
 
 // Mapping is what the id map remembers of one source entry.
@@ -199,14 +200,19 @@ func Open(dir, pipe string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("state %s: keeping a backup: %w", path, err)
 	}
+	s.startCommitter()
 	return s, nil
 }
 
 // Path returns the store's file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the store; committed changes are on disk already.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the store once the writes under way are committed;
+// committed changes are on disk already. Writes after Close fail.
+func (s *Store) Close() error {
+	s.stopCommitter()
+	return s.db.Close()
+}
 
 // Tx is one atomic set of reads and writes (see Update and View).
 type Tx struct{ tx *bolt.Tx }
@@ -361,7 +367,9 @@ func idKey(id uint64) []byte {
 	return k
 }
 
-// The Store methods below are one-operation transactions.
+// The Store methods below are one-operation transactions. Those that write
+// are group-committed (commit.go): each returns once its write is on disk,
+// in a transaction it may share with other goroutines' writes.
 
 // Checkpoint returns the saved source position, "" when none.
 func (s *Store) Checkpoint() (pos string, err error) {
@@ -371,7 +379,7 @@ func (s *Store) Checkpoint() (pos string, err error) {
 
 // SetCheckpoint saves the source position durably.
 func (s *Store) SetCheckpoint(pos string) error {
-	return s.Update(func(t *Tx) error { return t.SetCheckpoint(pos) })
+	return s.write(func(t *Tx) error { return t.SetCheckpoint(pos) })
 }
 
 // Get returns the mapping of a source identity.
@@ -382,12 +390,12 @@ func (s *Store) Get(identity string) (m Mapping, ok bool, err error) {
 
 // Put sets the mapping of a source identity durably.
 func (s *Store) Put(identity string, m Mapping) error {
-	return s.Update(func(t *Tx) error { return t.Put(identity, m) })
+	return s.write(func(t *Tx) error { return t.Put(identity, m) })
 }
 
 // Delete removes the mapping of a source identity durably.
 func (s *Store) Delete(identity string) error {
-	return s.Update(func(t *Tx) error { return t.Delete(identity) })
+	return s.write(func(t *Tx) error { return t.Delete(identity) })
 }
 
 // Range calls fn for each mapping in identity order until fn returns false.
@@ -398,7 +406,7 @@ func (s *Store) Range(fn func(identity string, m Mapping) bool) error {
 
 // Park adds (or, with p.ID set, replaces) a parked change durably.
 func (s *Store) Park(p Parked) (id uint64, err error) {
-	err = s.Update(func(t *Tx) error { id, err = t.Park(p); return err })
+	err = s.write(func(t *Tx) error { id, err = t.Park(p); return err })
 	return id, err
 }
 
@@ -410,7 +418,7 @@ func (s *Store) ListParked() (ps []Parked, err error) {
 
 // Unpark removes a parked change durably.
 func (s *Store) Unpark(id uint64) error {
-	return s.Update(func(t *Tx) error { return t.Unpark(id) })
+	return s.write(func(t *Tx) error { return t.Unpark(id) })
 }
 
 // KnownDN returns the last DN of an identity, or false: the shape of
