@@ -2,11 +2,12 @@
 //
 // Adapted from the team harness (shared/harness/scim-server.js); this copy is the project's own.
 // The SCIM protocol work (RFC 7643 schema validation and coercion, RFC 7644 filters, PATCH
-// PatchOp application, ListResponse paging/sorting, /Bulk, /Schemas, /ResourceTypes,
+// PatchOp application, ListResponse building and sorting, /Bulk, /Schemas, /ResourceTypes,
 // /ServiceProviderConfig, /.search, SCIM error documents) is done by SCIMMY + scimmy-routers
 // (npm, MIT, https://github.com/scimmyjs). This file only supplies what SCIMMY leaves to the
 // application: an in-memory resource store (ingress/egress/degress handlers), id/meta
-// generation, userName uniqueness (409), group-member reference checks, auth (bearer, basic,
+// generation, list pages cut from the store (startIndex/count, see page()),
+// userName uniqueness (409), group-member reference checks, auth (bearer, basic,
 // an OAuth2 client-credentials token endpoint), HTTPS and mTLS listeners, and a small
 // out-of-band /_control API for tests (request log, fault injection, token control). Nothing
 // under /_control or /oauth is SCIM; the SCIM endpoints themselves are exactly SCIMMY's.
@@ -161,14 +162,73 @@ function list(kind, resource) {
   return f ? f.match(all) : all;
 }
 
+// Paging (RFC 7644 §3.4.2.4). SCIMMY pages in its ListResponse, after the egress handler has
+// returned the whole collection and SCIMMY has built a resource of each: a page at 5 000 users
+// cost 1.4-2 s, nearly all of it spent on resources that are thrown away. So the egress handler
+// cuts the page itself, from the store in insertion order (a Map keeps it; an update keeps its
+// place) when there is no filter — only the page is copied and built, the rest is skipped by the
+// iterator — and from SCIMMY's filter result when there is one (the filter stays SCIMMY's).
+// startIndex is 1-based (less than 1 is 1); count is 20 when absent, as SCIMMY has it, capped
+// by filter.maxResults of the ServiceProviderConfig, and 0 or less gives totalResults only. With sortBy SCIMMY still sorts and pages the whole filtered set (count capped
+// the same way). The root /.search merges Users and Groups and pages the merged list itself
+// (its count capped in keepQuery), so each type hands it its whole filtered set — SCIMMY alone cut
+// each to 20 first.
+const DEFAULT_COUNT = 20;
+const maxResults = () => Number(SCIMMY.Config.get()?.filter?.maxResults) || 200;
+
+function page(kind, resource, ctx) {
+  const c = resource.constraints ?? {};
+  if (ctx?.rootSearch) {
+    const all = list(kind, resource);
+    resource.constraints = { ...c, startIndex: 1, count: all.length };
+    return all;
+  }
+  const count = Math.max(0, Math.min(c.count ?? DEFAULT_COUNT, maxResults()));
+  if (c.sortBy !== undefined) {
+    resource.constraints = { ...c, count };
+    return list(kind, resource);
+  }
+  const start = Math.max(1, c.startIndex ?? 1);
+  let total, items;
+  if (!resource.filter) {
+    total = store[kind].size;
+    items = [];
+    let i = 0;
+    for (const v of store[kind].values()) {
+      if (items.length >= count) break;
+      if (++i >= start) items.push(v);
+    }
+  } else {
+    const all = list(kind, resource);
+    total = all.length;
+    items = all.slice(start - 1, start - 1 + count);
+  }
+  // The items are the page already: tell SCIMMY's ListResponse so (startIndex 1, this many, of
+  // total) so that it cuts nothing; readPaged puts the real startIndex back.
+  resource.constraints = { ...c, startIndex: 1, count: items.length, totalResults: total };
+  resource.pageStart = start;
+  return items;
+}
+
 function egressFor(kind) {
-  return (resource) => {
+  return (resource, ctx) => {
     if (resource.id) {
       const found = store[kind].get(resource.id);
       if (!found) throw scimError(404, null, `Resource ${resource.id} not found`);
       return plain(found);
     }
-    return list(kind, resource).map(plain);
+    return page(kind, resource, ctx).map(plain);
+  };
+}
+
+// readPaged wraps a SCIMMY resource class's read so that a page cut by page() reports the
+// startIndex it was asked for (SCIMMY's ListResponse was told 1 so as not to cut it again).
+function readPaged(Resource) {
+  const read = Resource.prototype.read;
+  Resource.prototype.read = async function readPage(ctx) {
+    const out = await read.call(this, ctx);
+    if (this.pageStart !== undefined && Array.isArray(out?.Resources)) out.startIndex = this.pageStart;
+    return out;
   };
 }
 
@@ -232,6 +292,8 @@ SCIMMY.Resources.declare(SCIMMY.Resources.Group)
   .ingress(ingressFor("Groups"))
   .egress(egressFor("Groups"))
   .degress(degressFor("Groups"));
+readPaged(SCIMMY.Resources.User);
+readPaged(SCIMMY.Resources.Group);
 
 // Names (lower-cased) allowed at each level of a resource body, from SCIMMY's own definitions.
 function allowedNames(definition) {
@@ -541,11 +603,24 @@ app.use(BASE, (req, res, next) => {
   next();
 });
 
+// Express 5 parses req.query anew on every read (a getter), so scimmy-routers' cast of startIndex
+// and count to numbers was lost and SCIMMY, which takes only integers, ignored both: every page
+// was the first 20. Parse once and keep the object, so that the cast sticks.
+// keepQuery also caps the count of the root /.search, which SCIMMY pages without a cap.
+app.use(BASE, function keepQuery(req, res, next) {
+  Object.defineProperty(req, "query", { value: req.query, writable: true, configurable: true, enumerable: true });
+  if (req.method === "POST" && /^\/\.search\/?$/.test(req.path) && typeof req.body?.count === "number") {
+    req.body.count = Math.min(req.body.count, maxResults());
+  }
+  next();
+});
+
 app.use(BASE, new SCIMMYRouters({
   type: TOKEN || OAUTH_CLIENT_ID || !BASIC_USER ? "bearer" : "basic",
   docUri: "https://example.invalid/scimsync-test-harness",
   handler: authenticate,
-  context: () => ({}),
+  // the root /.search reads every resource type whole and pages the merged list itself
+  context: (req) => ({ rootSearch: req.originalUrl.split("?")[0].replace(/\/$/, "") === `${BASE}/.search` }),
   // absolute meta.location values (scimmy-routers accepts http:// and https:// here)
   baseUri: (req) => `${req.socket.encrypted ? "https" : "http"}://${HOST}:${req.socket.localPort}`,
 }));
