@@ -159,8 +159,9 @@ type Known struct {
 	// unanswered POST is followed by a lookup, never a blind second create.
 	BeforeCreate func(filters []string) error
 	// CreateRefused, when set, is called when the service answered a create
-	// with a refusal (a 4xx): it was not carried out, so the record
-	// BeforeCreate made must not hold the next attempt back.
+	// with a refusal (a 4xx), or with a 500 or 503 after which a lookup
+	// finds nothing: no create is on its way, so the record BeforeCreate
+	// made must not hold the next attempt back.
 	CreateRefused func() error
 }
 
@@ -248,9 +249,21 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 		if scim.IsUncertain(err) {
 			// The service may have created it: adopt what is there rather
 			// than create a second one.
-			if id, cur, ferr := d.FindAny(ctx, ep, filters); ferr == nil && cur != nil {
+			id, cur, ferr := d.FindAny(ctx, ep, filters)
+			if ferr == nil && cur != nil {
 				out.ID, out.Adopted = id, true
 				return d.update(ctx, res, out, cur, refs)
+			}
+			var se *scim.Error
+			if ferr == nil && known.CreateRefused != nil && errors.As(err, &se) &&
+				se.Status != http.StatusBadGateway && se.Status != http.StatusGatewayTimeout {
+				// The service itself answered (500, 503) and the resource is
+				// not there: nothing is on its way, so the next try need not
+				// wait out the grace of an unanswered create. (A 502 or 504
+				// comes from a gateway: the service may still be at it.)
+				if cerr := known.CreateRefused(); cerr != nil {
+					return out, cerr
+				}
 			}
 			return out, fmt.Errorf("create at %s (it may have been carried out; it is looked up before being sent again): %w", ep.Path, err)
 		}

@@ -1302,12 +1302,21 @@ func (r *Runner) RetryParked(ctx context.Context) (ok, failed int, err error) {
 		return 0, 0, err
 	}
 	ev := r.Pipe.NewEvaluator()
-	for _, p := range parked {
-		r.retryParked(ctx, ev, &p)
-	}
-	left, err := r.Store.ListParked()
-	if err != nil {
-		return 0, 0, err
+	left := parked
+	// Passes while they heal something: a group may wait for a member
+	// parked after it (renamed while the run was stopped), healed in the
+	// same pass.
+	for pass := 0; pass < maxPasses && len(left) > 0; pass++ {
+		for _, p := range left {
+			r.retryParked(ctx, ev, &p)
+		}
+		before := len(left)
+		if left, err = r.Store.ListParked(); err != nil {
+			return 0, 0, err
+		}
+		if len(left) == before {
+			break
+		}
 	}
 	return len(parked) - len(left), len(left), nil
 }

@@ -7,10 +7,14 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -326,6 +330,16 @@ func TestADEndToEnd(t *testing.T) {
 	changes += 3
 	t.Logf("%d directory changes made in %v", changes, time.Since(t1).Round(time.Millisecond))
 
+	// From here SCIM answers through a proxy that refuses every 7th
+	// request with 503 and every 30th with 429 (Retry-After: 1): faults and
+	// a kill -9 together, against AD.
+	faults := newFaultyProxy(t, p.env.URL)
+	for i, kv := range p.environ {
+		if strings.HasPrefix(kv, "SCIM_URL=") {
+			p.environ[i] = "SCIM_URL=" + faults.URL
+		}
+	}
+
 	// run --once, killed after 10 applied changes
 	t2 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -355,6 +369,11 @@ func TestADEndToEnd(t *testing.T) {
 	if strings.Contains(out, `"msg":"parked"`) {
 		t.Errorf("the second run parked changes:\n%s", out)
 	}
+	n503, n429 := faults.counts()
+	if n503 == 0 || n429 == 0 {
+		t.Errorf("the proxy refused %d requests with 503 and %d with 429: the faults were not exercised", n503, n429)
+	}
+	t.Logf("SCIM faults during the runs: %d × 503, %d × 429", n503, n429)
 	want := adDirectory(t, c, srv.Base)
 	got = p.adSCIM(prefix)
 	adCompare(t, "after run, kill -9 and run", want, got)
@@ -442,4 +461,52 @@ func TestADBuiltinsStayOut(t *testing.T) {
 		}
 	}
 	t.Logf("%s; %d built-in objects left out", lastLine(stderr), len(builtin))
+}
+
+// faultyProxy forwards to the SCIM test server but answers every 7th
+// request 503 and every 30th 429 with Retry-After: 1 (a 503 first when both
+// apply), as a busy SaaS service would.
+type faultyProxy struct {
+	URL        string
+	mu         sync.Mutex
+	n          int
+	c503, c429 int
+}
+
+func newFaultyProxy(t *testing.T, target string) *faultyProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	must(t, err)
+	f := &faultyProxy{}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.n++
+		n := f.n
+		switch {
+		case n%7 == 0:
+			f.c503++
+		case n%30 == 0:
+			f.c429++
+		}
+		f.mu.Unlock()
+		switch {
+		case n%7 == 0:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		case n%30 == 0:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL + u.Path
+	return f
+}
+
+func (f *faultyProxy) counts() (int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.c503, f.c429
 }

@@ -33,7 +33,8 @@
 //                        them, which would hide a misspelt mapping in the engine under test)
 //
 // /_control API (no auth, loopback only; on every listener):
-//   GET    /_control/health                -> 200 {"ok":true,...counts}
+//   GET    /_control/health                -> 200 {"ok":true,"pid":N,...counts} (pid: start-scim.sh checks it
+//                                             is its own server that answers, not another on a port it lost)
 //   GET    /_control/requests              -> [{seq,time,method,path,query,body,status,ms,userAgent,scheme}, ...]
 //                                             (?userAgent=X keeps only requests sent with that User-Agent)
 //   DELETE /_control/requests              -> clears the request log
@@ -356,7 +357,7 @@ app.disable("x-powered-by");
 const control = express.Router();
 control.use(express.json());
 control.get("/health", (req, res) =>
-  res.json({ ok: true, users: store.Users.size, groups: store.Groups.size, requests: requestLog.length }));
+  res.json({ ok: true, pid: process.pid, users: store.Users.size, groups: store.Groups.size, requests: requestLog.length }));
 control.get("/requests", (req, res) =>
   res.json(requestLog.filter((e) => req.query.userAgent === undefined || e.userAgent === req.query.userAgent)));
 control.delete("/requests", (req, res) => { requestLog = []; res.status(204).end(); });

@@ -30,7 +30,7 @@ for tool in node npm openssl curl sha256sum; do
   command -v "$tool" >/dev/null || { echo "start-scim.sh: $tool not found (apt-get install -y nodejs npm openssl curl)" >&2; exit 1; }
 done
 
-alive() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat") != Z ]]; }
+alive() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [[ -n $st && $st != Z ]]; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 DIR=${1:-$(mktemp -d "${TMPDIR:-/tmp}/scim.XXXXXX")}
@@ -103,23 +103,37 @@ CLIENT_SECRET=${SCIM_OAUTH_CLIENT_SECRET-scimsync-test-client-secret}
 BASE=${SCIM_BASE:-/scim/v2}
 
 T0=$(date +%s.%N)
-SCIM_PORT=$PORT SCIM_HTTPS_PORT=$HTTPS_PORT SCIM_MTLS_PORT=$MTLS_PORT SCIM_BASE=$BASE \
-SCIM_TOKEN=$TOKEN SCIM_BASIC_USER=$BASIC_USER SCIM_BASIC_PASSWORD=$BASIC_PASSWORD \
-SCIM_OAUTH_CLIENT_ID=$CLIENT_ID SCIM_OAUTH_CLIENT_SECRET=$CLIENT_SECRET \
-SCIM_TLS_CERT=$DIR/tls.crt SCIM_TLS_KEY=$DIR/tls.key SCIM_TLS_CA=$DIR/ca.crt \
-  nohup node "$DIR/scim-server.js" > "$DIR/scim-server.log" 2>&1 < /dev/null &
-PID=$!
-echo "$PID" > "$DIR/scim.pid"
+# A free port can be taken between the check and the server's bind (tests
+# start servers in parallel): on EADDRINUSE, the next free ports, again.
 READY=
-for _ in $(seq 1 300); do
-  if curl -fs "http://127.0.0.1:$PORT/_control/health" >/dev/null 2>&1 \
-     && curl -fs --cacert "$DIR/ca.crt" "https://127.0.0.1:$HTTPS_PORT/_control/health" >/dev/null 2>&1; then
-    READY=1; break
+for try in 1 2 3 4 5 6 7 8; do
+  SCIM_PORT=$PORT SCIM_HTTPS_PORT=$HTTPS_PORT SCIM_MTLS_PORT=$MTLS_PORT SCIM_BASE=$BASE \
+  SCIM_TOKEN=$TOKEN SCIM_BASIC_USER=$BASIC_USER SCIM_BASIC_PASSWORD=$BASIC_PASSWORD \
+  SCIM_OAUTH_CLIENT_ID=$CLIENT_ID SCIM_OAUTH_CLIENT_SECRET=$CLIENT_SECRET \
+  SCIM_TLS_CERT=$DIR/tls.crt SCIM_TLS_KEY=$DIR/tls.key SCIM_TLS_CA=$DIR/ca.crt \
+    nohup node "$DIR/scim-server.js" > "$DIR/scim-server.log" 2>&1 < /dev/null &
+  PID=$!
+  echo "$PID" > "$DIR/scim.pid"
+  for _ in $(seq 1 300); do
+    # Our own server must answer (its pid), not another one on a port it lost.
+    if curl -fs "http://127.0.0.1:$PORT/_control/health" 2>/dev/null | grep -q "\"pid\":$PID[,}]" \
+       && curl -fs --cacert "$DIR/ca.crt" "https://127.0.0.1:$HTTPS_PORT/_control/health" 2>/dev/null | grep -q "\"pid\":$PID[,}]"; then
+      READY=1; break
+    fi
+    alive "$PID" || break
+    sleep 0.1
+  done
+  [[ -n $READY ]] && break
+  if alive "$PID"; then echo "start-scim.sh: scim-server not ready after 30 s" >&2; kill "$PID"; exit 1; fi
+  if [[ $try -lt 8 && ${SCIM_PORT_STRICT:-0} != 1 ]] && grep -q EADDRINUSE "$DIR/scim-server.log"; then
+    PORT=$(next_free $((MTLS_PORT + 1)))
+    HTTPS_PORT=$(next_free $((PORT + 1)) "$PORT")
+    MTLS_PORT=$(next_free $((HTTPS_PORT + 1)) "$PORT" "$HTTPS_PORT")
+    continue
   fi
-  alive "$PID" || { echo "start-scim.sh: scim-server exited:" >&2; cat "$DIR/scim-server.log" >&2; exit 1; }
-  sleep 0.1
+  echo "start-scim.sh: scim-server exited:" >&2; cat "$DIR/scim-server.log" >&2; exit 1
 done
-[[ -n $READY ]] || { echo "start-scim.sh: scim-server not ready after 30 s" >&2; kill "$PID"; exit 1; }
+[[ -n $READY ]] || { echo "start-scim.sh: scim-server did not start" >&2; exit 1; }
 T1=$(date +%s.%N)
 
 cat > "$DIR/env" <<ENV
