@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -27,35 +25,8 @@ import (
 // unmanaged) and returns its URL and token.
 func privateSCIM(t *testing.T) (url, token string) {
 	t.Helper()
-	scimtest.Server(t) // skips, or fails under SCIMSYNC_REQUIRE_SERVERS, without node
-	dir, err := os.MkdirTemp("", "scimsync-verify-scim.")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	servers := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "servers")
-	t.Cleanup(func() {
-		if out, err := exec.Command(filepath.Join(servers, "stop-scim.sh"), dir, "--rm").CombinedOutput(); err != nil {
-			t.Logf("stopping the private SCIM server: %v: %s", err, out)
-		}
-	})
-	cmd := exec.Command(filepath.Join(servers, "start-scim.sh"), dir)
-	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SCIM_") }),
-		fmt.Sprintf("SCIM_PORT=%d", 20000+os.Getpid()%10000))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("start-scim.sh: %v", err) // its output holds credentials: not shown
-	}
-	vals := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			vals[k] = strings.Trim(v, "'")
-		}
-	}
-	if vals["SCIM_URL"] == "" {
-		t.Fatal("start-scim.sh printed no SCIM_URL")
-	}
-	return vals["SCIM_URL"], vals["SCIM_TOKEN"]
+	e := scimtest.Private(t)
+	return e.URL, e.Token
 }
 
 const verifyScript = `pipe "verify-ldap"

@@ -201,34 +201,8 @@ type privateSCIM struct {
 
 func startSCIM(t *testing.T) privateSCIM {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "scimsync-chaos-scim.")
-	if err != nil {
-		t.Fatal(err)
-	}
-	servers := filepath.Join(repoRoot(), "testdata", "servers")
-	t.Cleanup(func() {
-		if out, err := exec.Command(filepath.Join(servers, "stop-scim.sh"), dir, "--rm").CombinedOutput(); err != nil {
-			t.Logf("stopping the private SCIM server: %v: %s", err, out)
-		}
-	})
-	cmd := exec.Command(filepath.Join(servers, "start-scim.sh"), dir)
-	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SCIM_") }),
-		fmt.Sprintf("SCIM_PORT=%d", 30000+os.Getpid()%10000))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("start-scim.sh: %v", err) // its output holds credentials: not shown
-	}
-	vals := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			vals[k] = strings.Trim(v, "'")
-		}
-	}
-	s := privateSCIM{url: vals["SCIM_URL"], token: vals["SCIM_TOKEN"], control: vals["SCIM_CONTROL_URL"]}
-	if s.url == "" || s.control == "" {
-		t.Fatal("start-scim.sh printed no SCIM_URL")
-	}
-	return s
+	e := scimtest.Private(t)
+	return privateSCIM{url: e.URL, token: e.Token, control: e.ControlURL}
 }
 
 // fingerprint is a hash of everything the SCIM server holds, to see when
