@@ -122,9 +122,8 @@ type job struct {
 
 // parkedState is the automatic retry schedule of one parked entry.
 type parkedState struct {
-	next     time.Time
-	wait     time.Duration
-	inFlight bool
+	next     time.Time // when it is due (its wait doubles with the record's attempts)
+	inFlight bool      // queued and not done yet
 }
 
 // maxRefWait is how long a change whose references are not in SCIM yet
@@ -1030,8 +1029,7 @@ func (r *Runner) schedule(key string, attempts int) {
 		ps = &parkedState{}
 		r.parked[key] = ps
 	}
-	ps.wait = r.parkedWait(attempts)
-	ps.next, ps.inFlight = time.Now().Add(ps.wait), false
+	ps.next, ps.inFlight = time.Now().Add(r.parkedWait(attempts)), false
 }
 
 // cleared forgets the parked record of an entry whose later change was
@@ -1070,14 +1068,14 @@ func (r *Runner) loadParked() error {
 	defer r.parkMu.Unlock()
 	r.parked = map[string]*parkedState{}
 	for _, p := range ps {
-		r.parked[parkedKey(p)] = &parkedState{next: time.Now(), wait: r.parkedWait(p.Attempts)}
+		r.parked[parkedKey(p)] = &parkedState{next: time.Now()}
 	}
 	// Creates that were sent and not confirmed when the last run stopped:
 	// each entry is read again and its resource looked up (leave, Apply).
 	return r.Store.Range(func(k string, m state.Mapping) bool {
 		if m.SCIMID == "" && len(m.Pending) > 0 {
 			if _, ok := r.parked[k]; !ok {
-				r.parked[k] = &parkedState{next: time.Now(), wait: r.parkedWait(1)}
+				r.parked[k] = &parkedState{next: time.Now()}
 			}
 		}
 		return true
