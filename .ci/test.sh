@@ -37,6 +37,12 @@ cstatus=0
 wait "$chaos" || cstatus=$?
 if ((cstatus != 0)); then
   cat "$chaoslog"
+  # The log is long and a CI report may keep only its tail: the verdict
+  # (the figures line and every failed check with its first details) again,
+  # last.
+  echo "---- the fault test failed; its verdict again ----"
+  grep -E -o 'chaos_test\.go:[0-9]+: figures [a-z0-9]+: seed [0-9]+|result: .*' "$chaoslog" | cut -c1-300 || true
+  grep -E -A6 'chaos_test\.go:[0-9]+: (the driver |the directory refused |[0-9]+ kills |SCIM is not |[0-9]+ changes parked |the last run --once |failed list)' "$chaoslog" | cut -c1-300 | tail -n 40 || true
 else
   grep -E '^\s*chaos_test\.go:[0-9]+: (chaos |figures )|^\s*--- |^(ok|FAIL|PASS)\b' "$chaoslog" || true
 fi

@@ -12,6 +12,7 @@ import (
 	"github.com/scimsync/scimsync/engine"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/serve"
+	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/engine/state"
 )
 
@@ -44,14 +45,12 @@ func startMonitor(addr string, st *state.Store, log *slog.Logger) (*monitor, err
 			return engine.RunHealth{}
 		},
 		Lag: func(ctx context.Context) (int64, float64, bool) {
-			// No source tells its lag yet (the Lagger interface is where
-			// one would): scimsync_checkpoint_age_seconds stands in.
-			if r := m.runner.Load(); r != nil {
-				if l, ok := r.Source.(serve.Lagger); ok {
-					return l.Lag(ctx)
-				}
+			r := m.runner.Load()
+			if r == nil {
+				return 0, 0, false
 			}
-			return 0, 0, false
+			lag, err := runnerLag(ctx, r)
+			return lag.Changes, lag.Seconds, err == nil
 		},
 		Waits: func() int64 {
 			if r := m.runner.Load(); r != nil {
@@ -90,16 +89,35 @@ func (m *monitor) started(r *engine.Runner, client *scim.Client) {
 }
 
 // ready is /readyz: the run has started (its directory answered), it waits
-// out no outage, and the SCIM service answers.
+// out no outage (the source's connection to the directory included: a
+// dropped change stream that is reconnecting is not ready), and the SCIM
+// service answers.
 func (m *monitor) ready(ctx context.Context) error {
 	r := m.runner.Load()
 	if r == nil {
 		return errors.New("starting: waiting for the directory")
 	}
 	if h := r.Health(); h.Outage != "" {
-		return errors.New(h.Outage + " is unavailable since " + h.OutageSince.UTC().Format("2006-01-02T15:04:05Z") + ": changes wait")
+		msg := h.Outage + " is unavailable since " + h.OutageSince.UTC().Format("2006-01-02T15:04:05Z") + ": changes wait"
+		if h.OutageErr != "" {
+			msg += " (" + h.OutageErr + ")"
+		}
+		return errors.New(msg)
 	}
 	return m.probe.Err(ctx)
+}
+
+// runnerLag measures how far the run's saved checkpoint is behind the
+// directory, through its source (which measures on connections of its own
+// and caches for source.LagCache). The checkpoint, not the source's read
+// position, is measured: changes read but still queued or waiting out an
+// outage are behind too.
+func runnerLag(ctx context.Context, r *engine.Runner) (source.Lag, error) {
+	cp, err := r.Store.Checkpoint()
+	if err != nil {
+		return source.Lag{}, err
+	}
+	return source.LagOf(ctx, r.Source, cp)
 }
 
 // scimReachable reports whether the SCIM service answers: any answer but

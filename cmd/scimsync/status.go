@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/scimsync/scimsync/engine/control"
+	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/engine/state"
 )
 
@@ -23,7 +25,15 @@ Shows whether ` + "`scimsync run`" + ` is running for the pipe (pid, since when)
 the resources in the id map per endpoint, the parked changes (count and oldest), when a
 change was last applied, the last error, and whether the SCIM service or the directory
 is in an outage. While run runs it answers through run's control socket; otherwise it
-reads the pipe's state file. Exit status 0, or 2 when the state cannot be read.`
+reads the pipe's state file. Exit status 0, or 2 when the state cannot be read.
+
+The lag is how far the checkpoint is behind the directory's newest change, read
+from the directory (a changelog's lastChangeNumber; a syncrepl cookie's CSN against
+OpenLDAP's accesslog or contextCSN, or 389-ds's change number): "N changes, S s
+behind", where S is the age of the oldest change not applied yet, or "unknown" and
+why (a dirsync or ldif source, no checkpoint yet, the directory not answering).
+While run runs, a source whose connection to the directory dropped shows as an
+outage of "the source" until it has reconnected.`
 }
 
 // processStart is when this process started: what status reports as the
@@ -84,6 +94,12 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "scimsync status: %v\n", err)
 			return exitUsage
 		}
+		// run is not running: measure the checkpoint on a connection of
+		// our own (a few seconds at most; "unknown" when it does not answer)
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		lag, lerr := source.MeasureLag(lctx, p.Source, s.Checkpoint, source.Options{})
+		setLag(&s, lag, lerr)
+		lcancel()
 		out = pipeStatus{Status: s}
 	default:
 		fmt.Fprintf(stderr, "scimsync status: %v\n", err)
@@ -146,7 +162,14 @@ func (b runnerBackend) Status() (control.Status, error) {
 	st.LastApplied, st.Outage, st.OutageSince = h.LastApplied, h.Outage, h.OutageSince
 	if h.Outage != "" {
 		st.LastError = h.Outage + " unavailable since " + h.OutageSince.Format(time.RFC3339)
+		if h.OutageErr != "" {
+			st.LastError += ": " + h.OutageErr
+		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	lag, lerr := runnerLag(ctx, b.r)
+	setLag(&st, lag, lerr)
+	cancel()
 	s := &b.r.Stats
 	st.Counters = map[string]int64{"applied": s.Applied.Load(), "unchanged": s.Unchanged.Load(), "deleted": s.Deleted.Load(),
 		"outOfScope": s.OutOfScope.Load(), "dropped": s.Dropped.Load(), "parked": s.Parked.Load(), "healed": s.Healed.Load()}
@@ -154,6 +177,38 @@ func (b runnerBackend) Status() (control.Status, error) {
 }
 
 var _ control.StatusBackend = runnerBackend{}
+
+// setLag puts a measured lag, or why there is none, in st.
+func setLag(st *control.Status, lag source.Lag, err error) {
+	if err != nil {
+		st.LagUnknown = err.Error()
+		return
+	}
+	st.Lag = &control.Lag{Seconds: lag.Seconds}
+	if lag.Changes != source.LagUnknown {
+		n := lag.Changes
+		st.Lag.Changes = &n
+	}
+}
+
+// lagLine is the lag as status prints it: "N changes, S s behind",
+// "changes unknown, S s behind", or "unknown (why)".
+func lagLine(s control.Status) string {
+	if s.Lag == nil {
+		if s.LagUnknown == "" {
+			return "unknown"
+		}
+		return "unknown (" + s.LagUnknown + ")"
+	}
+	changes := "changes unknown"
+	if s.Lag.Changes != nil {
+		changes = fmt.Sprintf("%d changes", *s.Lag.Changes)
+		if *s.Lag.Changes == 1 {
+			changes = "1 change"
+		}
+	}
+	return fmt.Sprintf("%s, %s s behind", changes, strconv.FormatFloat(s.Lag.Seconds, 'f', 1, 64))
+}
 
 func printStatus(w io.Writer, s pipeStatus) {
 	ago := func(t time.Time) string {
@@ -172,6 +227,7 @@ func printStatus(w io.Writer, s pipeStatus) {
 		cp = "(none: run starts where set-startpoint says, else at the end)"
 	}
 	fmt.Fprintf(w, "checkpoint:   %s\n", cp)
+	fmt.Fprintf(w, "lag:          %s\n", lagLine(s.Status))
 	names := make([]string, 0, len(s.IDMap))
 	for n := range s.IDMap {
 		names = append(names, n)

@@ -79,6 +79,19 @@ type Status struct {
 	// Counters are the run's totals so far (applied, unchanged, deleted,
 	// out of scope, dropped, parked, healed).
 	Counters map[string]int64 `json:"counters,omitempty"`
+	// Lag is how far the checkpoint is behind the directory's newest
+	// change, measured from the directory when the status was asked; nil
+	// when it cannot be told, LagUnknown then says why.
+	Lag        *Lag   `json:"lag,omitempty"`
+	LagUnknown string `json:"lagUnknown,omitempty"`
+}
+
+// Lag is a measured lag (engine/source.Lag): Changes is nil when the
+// source tells the seconds but cannot count the changes (syncrepl without
+// a readable accesslog).
+type Lag struct {
+	Changes *int64  `json:"changes"`
+	Seconds float64 `json:"seconds"`
 }
 
 // ErrNotRunning means no process answers on the socket: none was started,

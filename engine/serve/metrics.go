@@ -30,9 +30,14 @@ type Metrics struct {
 	throttled prometheus.Counter
 }
 
-// Lagger is a source that can tell how far behind the directory's newest
-// change its reading is: changes not read yet and the age of the oldest
-// of them (ok false when it cannot tell now).
+// Lagger is what the Lag hook of Scraped answers: how far the run's
+// checkpoint is behind the directory's newest change, as the directory
+// tells it (source.Lag says what each source kind can tell). changes is
+// source.LagUnknown (-1) when the source can tell the seconds but not the
+// changes (syncrepl without a readable accesslog): scimsync_lag_changes is
+// then left out and scimsync_lag_seconds served. ok false means it cannot
+// tell now (the kind never tells, no checkpoint yet, the directory did not
+// answer): both gauges are left out.
 type Lagger interface {
 	Lag(ctx context.Context) (changes int64, seconds float64, ok bool)
 }
@@ -43,7 +48,7 @@ type Scraped struct {
 	Store  *state.Store                                 // parked changes, checkpoint age, id map per endpoint
 	Health func() engine.RunHealth                      // outage state, last change applied
 	Waits  func() int64                                 // changes tried again after a temporary failure
-	Lag    func(context.Context) (int64, float64, bool) // a Lagger's Lag
+	Lag    func(context.Context) (int64, float64, bool) // a Lagger's Lag (see Lagger for what each answer means)
 }
 
 // NewMetrics makes the metrics, registered in a registry of their own
@@ -128,13 +133,11 @@ func (c *countingSource) Next(ctx context.Context) (*source.Event, error) {
 	return e, err
 }
 
-// Lag passes a Lagger source's Lag on, through the wrapper.
-func (c *countingSource) Lag(ctx context.Context) (int64, float64, bool) {
-	if l, ok := c.Source.(Lagger); ok {
-		return l.Lag(ctx)
-	}
-	return 0, 0, false
-}
+// Unwrap is the source counted: source.LagOf and source.LinkOf look
+// through the wrapper with it.
+func (c *countingSource) Unwrap() source.Source { return c.Source }
+
+var _ source.Unwrapper = (*countingSource)(nil)
 
 // scraper reads, at each scrape, what is a state rather than a count.
 type scraper struct {
@@ -159,9 +162,12 @@ var (
 	descLastApplied = prometheus.NewDesc("scimsync_last_applied_timestamp_seconds",
 		"When a change last went through to the SCIM service (Unix time); absent before the first.", nil, nil)
 	descLagChanges = prometheus.NewDesc("scimsync_lag_changes",
-		"Changes the directory holds that the run has not read yet; absent when the source cannot tell.", nil, nil)
+		"Changes the directory holds after the run's checkpoint, as the directory tells it (changelog: lastChangeNumber "+
+			"minus the checkpoint's; syncrepl: writes under the base in OpenLDAP's accesslog, at most 1000); "+
+			"absent when the source cannot count them (dirsync, ldif, syncrepl without a readable accesslog).", nil, nil)
 	descLagSeconds = prometheus.NewDesc("scimsync_lag_seconds",
-		"Age of the oldest change the run has not read yet; absent when the source cannot tell.", nil, nil)
+		"Age of the oldest change after the run's checkpoint, 0 when there is none (syncrepl without a readable "+
+			"accesslog: the time from the checkpoint's CSN to the directory's contextCSN); absent when the source cannot tell.", nil, nil)
 	descIDMap = prometheus.NewDesc("scimsync_id_map_resources",
 		"Resources in the id map (those this pipe manages), by endpoint.", []string{"endpoint"}, nil)
 	descWaits = prometheus.NewDesc("scimsync_change_waits_total",
@@ -233,7 +239,9 @@ func (s *scraper) Collect(ch chan<- prometheus.Metric) {
 		n, secs, ok := s.s.Lag(ctx)
 		cancel()
 		if ok {
-			ch <- prometheus.MustNewConstMetric(descLagChanges, prometheus.GaugeValue, float64(n))
+			if n >= 0 {
+				ch <- prometheus.MustNewConstMetric(descLagChanges, prometheus.GaugeValue, float64(n))
+			}
 			ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, secs)
 		}
 	}

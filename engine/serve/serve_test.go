@@ -228,3 +228,53 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLagGauges: what the Lag hook answers decides which lag gauges are
+// served: both, the seconds alone when the changes are unknown
+// (source.LagUnknown), none when the source cannot tell.
+func TestLagGauges(t *testing.T) {
+	tests := []struct {
+		name                 string
+		changes              int64
+		seconds              float64
+		ok                   bool
+		wantChanges, wantSec bool
+	}{
+		{"both", 4, 2.5, true, true, true},
+		{"caught up", 0, 0, true, true, true},
+		{"changes unknown", source.LagUnknown, 2.5, true, false, true},
+		{"cannot tell", 0, 0, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMetrics(Scraped{Lag: func(context.Context) (int64, float64, bool) { return tt.changes, tt.seconds, tt.ok }})
+			srv, err := Listen("127.0.0.1:0", m, nil, nil)
+			must(t, err)
+			defer srv.Close()
+			fams := Scrape(t, "http://"+srv.Addr())
+			n, okN := Value(fams, "scimsync_lag_changes")
+			s, okS := Value(fams, "scimsync_lag_seconds")
+			if okN != tt.wantChanges || okS != tt.wantSec || okN && n != float64(tt.changes) || okS && s != tt.seconds {
+				t.Errorf("scimsync_lag_changes %v (%v), scimsync_lag_seconds %v (%v)", n, okN, s, okS)
+			}
+		})
+	}
+}
+
+// linkedSource is a source whose connection is down.
+type linkedSource struct{ fakeSource }
+
+func (linkedSource) Link() source.LinkState { return source.LinkState{Down: true, Err: "gone"} }
+
+// TestCountingSourceUnwraps: the metrics' wrapper does not hide the
+// source's link (nor its lag) from source.LinkOf and source.LagOf.
+func TestCountingSourceUnwraps(t *testing.T) {
+	m := NewMetrics(Scraped{})
+	src := m.Source(&linkedSource{})
+	if l, ok := source.LinkOf(src); !ok || !l.Down || l.Err != "gone" {
+		t.Errorf("LinkOf through the wrapper: %+v, %v", l, ok)
+	}
+	if _, err := source.LagOf(context.Background(), src, ""); !errors.Is(err, source.ErrLagUnsupported) {
+		t.Errorf("LagOf: %v", err)
+	}
+}

@@ -76,9 +76,16 @@ type Changelog struct {
 	stopWake   context.CancelFunc
 	wakeDone   sync.WaitGroup
 	wakeActive bool
+
+	link link      // the reader's connection, for health checks (lag.go)
+	lag  *lagMeter // LagAt's own connections and cache (lag.go)
 }
 
-var _ Source = (*Changelog)(nil)
+var (
+	_ Source   = (*Changelog)(nil)
+	_ LagMeter = (*Changelog)(nil)
+	_ Linker   = (*Changelog)(nil)
+)
 
 // OpenChangelog opens a changelog source positioned after start.
 func OpenChangelog(ctx context.Context, cfg lang.SourceConfig, start string, opts Options) (*Changelog, error) {
@@ -146,6 +153,7 @@ func OpenChangelog(ctx context.Context, cfg lang.SourceConfig, start string, opt
 	if opts.Once {
 		c.onceUntil, _ = strconv.ParseInt(dse.GetAttributeValue("lastChangeNumber"), 10, 64)
 	}
+	c.lag = &lagMeter{d: d, measure: changelogLagFunc(c.base)}
 	if !opts.NoWakeup && !opts.Once && supportsControl(dse, controlTypePersistentSearch) {
 		wctx, cancel := context.WithCancel(context.Background())
 		c.stopWake = cancel
@@ -171,6 +179,15 @@ func (c *Changelog) Close() error {
 	return nil
 }
 
+// LagAt measures how far position (a "changelog:N" checkpoint) is behind
+// the changelog's newest record; see Lag and LagMeter.
+func (c *Changelog) LagAt(ctx context.Context, position string) (Lag, error) {
+	return c.lag.lagAt(ctx, position)
+}
+
+// Link reports the reader's connection (lost while it reconnects).
+func (c *Changelog) Link() LinkState { return c.link.state() }
+
 // Position returns the checkpoint after the last event reported.
 func (c *Changelog) Position() string {
 	if c.last < 0 {
@@ -194,6 +211,7 @@ func (c *Changelog) Next(ctx context.Context) (*Event, error) {
 				return nil, c.fatal(err)
 			}
 			c.conn = conn
+			c.link.up()
 		}
 		if len(c.pending) > 0 {
 			ev, err := c.convert(ctx, c.pending[0])
@@ -258,6 +276,7 @@ func (c *Changelog) fatal(err error) error {
 
 func (c *Changelog) lost(err error) {
 	c.d.log.Warn("ldap connection lost", "source", "changelog", "error", err.Error())
+	c.link.down(err)
 	if c.conn != nil {
 		c.conn.Close()
 		c.conn = nil

@@ -58,9 +58,17 @@ type DirSync struct {
 	queue  []*Event
 	caught bool // Options.Once: a round returned nothing more
 	err    error
+	link   link // the connection, for health checks (lag.go)
 }
 
-var _ Source = (*DirSync)(nil)
+var (
+	_ Source = (*DirSync)(nil)
+	_ Linker = (*DirSync)(nil)
+)
+
+// Link reports the connection (lost while it reconnects). DirSync does not
+// measure its lag: see Lag.
+func (s *DirSync) Link() LinkState { return s.link.state() }
 
 // OpenDirSync opens a DirSync source positioned after start.
 func OpenDirSync(ctx context.Context, cfg lang.SourceConfig, start string, opts Options) (*DirSync, error) {
@@ -158,6 +166,7 @@ func (s *DirSync) Next(ctx context.Context) (*Event, error) {
 				return nil, err
 			}
 			s.conn = conn
+			s.link.up()
 		}
 		more, err := s.round(ctx)
 		if err != nil {
@@ -166,6 +175,7 @@ func (s *DirSync) Next(ctx context.Context) (*Event, error) {
 			}
 			if retryable(err) {
 				s.d.log.Warn("ldap connection lost", "source", "dirsync", "error", err.Error())
+				s.link.down(err)
 				s.conn.Close()
 				s.conn = nil
 				continue

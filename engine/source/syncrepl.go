@@ -62,9 +62,16 @@ type Syncrepl struct {
 	queue        []*Event
 	finished     bool // refreshOnly search done (Options.Once)
 	err          error
+
+	link link      // the search's connection, for health checks (lag.go)
+	lag  *lagMeter // LagAt's own connections and cache (lag.go)
 }
 
-var _ Source = (*Syncrepl)(nil)
+var (
+	_ Source   = (*Syncrepl)(nil)
+	_ LagMeter = (*Syncrepl)(nil)
+	_ Linker   = (*Syncrepl)(nil)
+)
 
 type syncMsg struct {
 	entry    *ldap.Entry
@@ -102,9 +109,19 @@ func OpenSyncrepl(ctx context.Context, cfg lang.SourceConfig, start string, opts
 		return nil, err
 	}
 	s.conn = conn
+	s.lag = &lagMeter{d: d, measure: syncreplLagFunc(sc, s.base)}
 	s.startSearch()
 	return s, nil
 }
+
+// LagAt measures how far position (a "syncrepl:COOKIE" checkpoint) is
+// behind the directory's newest change; see Lag and LagMeter.
+func (s *Syncrepl) LagAt(ctx context.Context, position string) (Lag, error) {
+	return s.lag.lagAt(ctx, position)
+}
+
+// Link reports the sync search's connection (lost while it reconnects).
+func (s *Syncrepl) Link() LinkState { return s.link.state() }
 
 // searchBase is the one subtree a sync search reads: the common suffix of
 // the bases, or the server's first naming context.
@@ -227,6 +244,7 @@ func (s *Syncrepl) Next(ctx context.Context) (*Event, error) {
 				return nil, err
 			}
 			s.conn = conn
+			s.link.up()
 			s.startSearch()
 		}
 		select {
@@ -263,6 +281,7 @@ func (s *Syncrepl) searchEnded(err error) error {
 			reason = err.Error()
 		}
 		s.d.log.Warn("ldap connection lost", "source", "syncrepl", "error", reason)
+		s.link.down(errors.New(reason))
 		s.stopSearch()
 		return nil
 	}
