@@ -165,6 +165,59 @@ func TestCreateInFlightAtCrashIsReconciled(t *testing.T) {
 	})
 }
 
+// TestCreateLandingLateIsStillRemoved: as above, but the POST in flight
+// lands only after the run has looked for it once (a proxy or the service
+// held it: the fault test's "delay-before" found this as a group left in
+// SCIM after its entry was deleted). Within the create grace, not finding
+// the resource is no proof that it will not appear: the run waits the
+// grace out, looks again, and removes it.
+func TestCreateLandingLateIsStillRemoved(t *testing.T) {
+	for _, how := range []string{"delete", "move-out"} {
+		t.Run(how, func(t *testing.T) {
+			shared := ldaptest.OpenLDAP(t)
+			c := shared.Dial(t)
+			prefix := scimtest.Unique("late")
+			srv := shared.Subtree(t, c, prefix)
+			r := startLDAPRun(t, "openldap-to-scim.pipe", srv)
+			r.tune = func(run *Runner) { run.Dest.CreateGrace = 3 * time.Second }
+			uDN := srv.AddUser(t, c, prefix+"-u", nil)
+			res, err := c.Search(ldap.NewSearchRequest(uDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+				"(objectClass=*)", []string{"entryUUID"}, nil))
+			if err != nil || len(res.Entries) != 1 {
+				t.Fatal(err)
+			}
+			uuid := strings.ToLower(res.Entries[0].GetAttributeValue("entryUUID"))
+			// The id map as a run killed with the POST in flight left it.
+			if err := r.st.Put(uuid, state.Mapping{Endpoint: "Users", DN: uDN, Class: "people",
+				Pending: []string{`userName eq "` + prefix + `-u"`}, CreateSent: time.Now().UTC()}); err != nil {
+				t.Fatal(err)
+			}
+			if how == "delete" {
+				if err := c.Del(ldap.NewDelRequest(uDN, nil)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				elsewhere := ldapAddOU(t, c, srv, "Elsewhere")
+				if err := c.ModifyDN(ldap.NewModifyDNRequest(uDN, "uid="+prefix+"-u", true, elsewhere)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.start()
+			time.Sleep(time.Second) // the run has looked once and found nothing
+			body, err := r.client.Create(context.Background(), "/Users",
+				[]byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+prefix+`-u"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.gone("/Users/" + gjson.GetBytes(body, "id").Str)
+			waitFor(t, 5*time.Second, "the id map to forget the entry", func() (bool, string) {
+				m, ok := mappingOf(t, r.st, uuid)
+				return !ok, fmt.Sprintf("%+v", m)
+			})
+		})
+	}
+}
+
 // TestReplayedAddJudgedByCurrentDN: 389-ds's changelog replays, after a
 // crash, an add recorded outside the class's base for an entry that was
 // moved into it since (and that SCIM has already). The replay is judged by

@@ -759,6 +759,14 @@ func (r *Runner) leave(ctx context.Context, k, oldKey string, m state.Mapping, c
 			return m.Class, Applied{}, err
 		}
 		if cur == nil {
+			if !m.CreateSent.IsZero() && time.Since(m.CreateSent) < r.Dest.createGrace() {
+				// Not there yet, but the create may still be on its way
+				// (held by a proxy, queued at the service, sent just before
+				// a kill -9): forgetting it now would leave the resource it
+				// makes an orphan. Wait out the grace, as a second create
+				// would, then look again.
+				return m.Class, Applied{}, fmt.Errorf("%s at %s: %w", ch.Type, ep.Path, ErrCreatePending)
+			}
 			r.forget(k, oldKey, m, ch)
 			return m.Class, Applied{Outcome: Absent, Endpoint: ep}, nil
 		}
