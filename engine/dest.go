@@ -74,6 +74,9 @@ type Destination struct {
 	// Log receives what the destination learns about its service (a PATCH
 	// form it refuses); default slog.Default().
 	Log *slog.Logger
+	// Listings, by endpoint name, answer lookups without a request where
+	// they can (Listing, AfterApply); nil: every lookup asks the service.
+	Listings map[string]*Listing
 }
 
 func (d *Destination) log() *slog.Logger {
@@ -294,6 +297,15 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 func (d *Destination) find(ctx context.Context, ep *lang.Endpoint, filter, knownID string) (id string, current []byte, err error) {
 	if d.Offline {
 		return "", nil, nil
+	}
+	if l := d.Listings[ep.Name]; l != nil {
+		r := l.lookup(filter, knownID)
+		if r.done {
+			return r.id, r.current, r.err
+		}
+		if r.gone {
+			knownID = ""
+		}
 	}
 	if knownID != "" {
 		if err := d.wait(ctx); err != nil {

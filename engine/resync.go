@@ -77,8 +77,25 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 		mu       sync.Mutex
 		deferred []string // pass 1: entries that refer to others
 		retry    []string // later passes: references not in SCIM yet
+		bulk     *bulkSender
+		curPass  atomic.Int32
 	)
+	if p.Bulk == "auto" || p.Bulk == "on" {
+		if plan := PlanBulk(ctx, p, d); plan.On {
+			bulk = newBulkSender(p, d, plan, st, opts, workers)
+			bulk.retry = func(dn string) bool {
+				if curPass.Load() >= maxPasses {
+					return false
+				}
+				mu.Lock()
+				retry = append(retry, dn)
+				mu.Unlock()
+				return true
+			}
+		}
+	}
 	run := func(pass int, feed func(chan<- *lang.Entry) error) error {
+		curPass.Store(int32(pass))
 		ch := make(chan *lang.Entry, workers*2)
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {
@@ -101,8 +118,25 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 						st.fail(opts, e.DN, err)
 						continue
 					}
-					a, err := d.Apply(ctx, res, "", opts.Refs)
+					var (
+						a      Applied
+						queued bool
+					)
+					if bulk != nil {
+						// A create is queued for a Bulk request; its outcome
+						// is counted and reported when the request is answered.
+						a, queued, err = bulk.apply(ctx, e, res)
+						if !queued {
+							d.AfterApply(res, a, err, opts.Refs)
+						}
+					} else {
+						a, err = d.Apply(ctx, res, "", opts.Refs)
+						d.AfterApply(res, a, err, opts.Refs) // the listings learn what was written
+					}
 					st.Requests.Add(int64(a.Requests))
+					if queued {
+						continue
+					}
 					if err != nil && pass < maxPasses && IsNotYet(err) {
 						// A member that is itself deferred (a nested group)
 						// may be created later in this pass: try again.
@@ -116,25 +150,18 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 						st.fail(opts, e.DN, err)
 						continue
 					}
-					st.count(a.Outcome)
-					if k, ok := opts.Refs.(knower); ok && a.ID != "" && a.ID != dryRunID && a.Endpoint != nil {
-						// Group members synced in this resync resolve from
-						// here: no directory read, no lookup per member.
-						k.Know(e.DN, a.Endpoint, a.ID)
-					}
-					if opts.Applied != nil {
-						class := ""
-						if res.Class != nil {
-							class = res.Class.Name
-						}
-						opts.Applied(e, class, a)
-					}
+					st.applied(opts, e, className(res), a)
 				}
 			}()
 		}
 		err := feed(ch)
 		close(ch)
 		wg.Wait()
+		if bulk != nil {
+			// The pass ends with its last Bulk request answered: the next
+			// pass resolves references to what this one created.
+			bulk.finish(ctx)
+		}
 		return err
 	}
 	err := run(1, func(ch chan<- *lang.Entry) error {
@@ -206,6 +233,21 @@ func (st *Stats) fail(opts ResyncOptions, dn string, err error) {
 	st.Failed.Add(1)
 	if opts.Failed != nil {
 		opts.Failed(dn, err)
+	}
+}
+
+// applied counts an entry applied as a, tells the resolver where it went
+// and reports it to opts.Applied: the same for an entry applied by a
+// single request and one created by a Bulk request.
+func (st *Stats) applied(opts ResyncOptions, e *lang.Entry, class string, a Applied) {
+	st.count(a.Outcome)
+	if k, ok := opts.Refs.(knower); ok && a.ID != "" && a.ID != dryRunID && a.Endpoint != nil {
+		// Group members synced in this resync resolve from here: no
+		// directory read, no lookup per member.
+		k.Know(e.DN, a.Endpoint, a.ID)
+	}
+	if opts.Applied != nil {
+		opts.Applied(e, class, a)
 	}
 }
 

@@ -151,14 +151,12 @@ type VerifyOptions struct {
 type verifyEndpoint struct {
 	ep     *lang.Endpoint
 	report *EndpointReport
-	listed bool
-	res    map[string][]byte                     // id -> resource (listed endpoints)
-	index  map[string]map[string]map[string]bool // lower-cased attr -> folded value -> ids, built on demand
-	seen   map[string]bool                       // ids matched by an entry
-	byID   map[string]string                     // id -> id-map key
-	maps   map[string]state.Mapping              // id-map key -> mapping, for this endpoint
-	extIDs map[string]string                     // externalId -> id, for the id map's keys
-	left   map[string]bool                       // id-map keys whose entries are in the directory but out of scope
+	list   *Listing                 // the endpoint's resources; not Listed when the service was not listed
+	seen   map[string]bool          // ids matched by an entry
+	byID   map[string]string        // id -> id-map key
+	maps   map[string]state.Mapping // id-map key -> mapping, for this endpoint
+	extIDs map[string]string        // externalId -> id, for the id map's keys
+	left   map[string]bool          // id-map keys whose entries are in the directory but out of scope
 }
 
 // Verify compares the mapping of every entry of src (in resync mode) with
@@ -305,95 +303,23 @@ func (v *verifier) loadIDMap() error {
 	})
 }
 
-// list reads an endpoint's resources page by page. A service that refuses
-// to list (400, 403, 404, 405, 501 on the first page) leaves the endpoint
-// to lookups.
+// list reads an endpoint's resources page by page (Destination.List). A
+// service that refuses to list (400, 403, 404, 405, 501 on the first
+// page), ignores startIndex, or fails a later page even after the client's
+// retries leaves the endpoint to lookups, with a warning; a first page that
+// fails otherwise (an outage, a 401) fails verify.
 func (v *verifier) list(ctx context.Context, ve *verifyEndpoint) error {
-	size := v.opts.PageSize
-	if size <= 0 {
-		size = 200
-	}
-	if max := v.maxResults(ctx); max > 0 && max < size {
-		size = max
-	}
-	ve.res = map[string][]byte{}
-	start, total := 1, -1
-	for total < 0 || start <= total {
-		path := fmt.Sprintf("%s?startIndex=%d&count=%d", strings.TrimRight(ve.ep.Path, "/"), start, size)
-		if err := v.d.wait(ctx); err != nil {
-			return err
-		}
-		v.reqs.Add(1)
-		body, err := v.d.Client.Get(ctx, path)
-		if err != nil {
-			if start == 1 && cannotList(err) {
-				v.opts.Log.Warn("verify: the service does not list the endpoint: each entry is looked up", "endpoint", ve.ep.Path, "err", err.Error())
-				ve.res, ve.report.Resources, ve.report.Unmanaged = nil, -1, -1
-				return nil
-			}
-			return fmt.Errorf("listing %s: %w", ve.ep.Path, err)
-		}
-		doc := gjson.ParseBytes(body)
-		rs := doc.Get("Resources")
-		if !rs.Exists() {
-			rs = doc.Get("resources")
-		}
-		items := rs.Array()
-		if si := doc.Get("startIndex"); start > 1 && (si.Exists() && int(si.Int()) != start || len(items) > 0 && seenAll(ve.res, items)) {
-			// The service ignores startIndex (it answers the first page
-			// again): a listing would miss everything past it.
-			v.opts.Log.Warn("verify: the service does not page the endpoint's listing (it ignores startIndex): each entry is looked up", "endpoint", ve.ep.Path)
-			ve.res, ve.report.Resources, ve.report.Unmanaged = nil, -1, -1
-			return nil
-		}
-		for _, r := range items {
-			if id := r.Get("id").String(); id != "" {
-				ve.res[id] = []byte(r.Raw)
-			}
-		}
-		if t := doc.Get("totalResults"); t.Exists() {
-			total = int(t.Int())
-		} else if total < 0 {
-			total = len(items)
-		}
-		if len(items) == 0 {
-			break // a service whose totalResults overstates: never loop
-		}
-		start += len(items)
-	}
-	ve.listed, ve.report.Listed, ve.report.Resources = true, true, len(ve.res)
-	return nil
-}
-
-// seenAll reports whether every item of a page was listed already.
-func seenAll(res map[string][]byte, items []gjson.Result) bool {
-	for _, r := range items {
-		if _, ok := res[r.Get("id").String()]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// maxResults reads the ServiceProviderConfig's filter.maxResults once (0
-// when unknown): a page larger than it would be cut short anyway.
-func (v *verifier) maxResults(ctx context.Context) int {
-	v.reqs.Add(1)
-	body, err := v.d.Client.Get(ctx, "/ServiceProviderConfig")
+	l, err := v.d.List(ctx, ve.ep, ListOptions{PageSize: v.opts.PageSize, Max: -1, Requests: &v.reqs, Log: v.opts.Log, Who: "verify"})
+	ve.list = l
 	if err != nil {
-		return 0
+		return err
 	}
-	return int(gjson.GetBytes(body, "filter.maxResults").Int())
-}
-
-// cannotList reports whether err is a service saying it does not list.
-func cannotList(err error) bool {
-	for _, s := range []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented} {
-		if scim.IsStatus(err, s) {
-			return true
-		}
+	if !l.Listed() {
+		ve.report.Resources, ve.report.Unmanaged = -1, -1
+		return nil
 	}
-	return false
+	ve.report.Listed, ve.report.Resources = true, l.Len()
+	return nil
 }
 
 // entryKey is the id-map key of an entry.
@@ -406,26 +332,30 @@ func (v *verifier) entryKey(e *lang.Entry) string {
 
 // find returns an entry's resource: the id map's, else the one the lookup
 // filter finds (in the listing, or at the service when the endpoint was not
-// listed or the filter is more than equalities).
+// listed, the filter is more than equalities, or the listed resource is
+// not whole: a group listed without its members).
 func (v *verifier) find(ctx context.Context, ve *verifyEndpoint, key, filter string) (string, []byte, error) {
 	m, known := ve.maps[key]
-	if ve.listed {
+	if l := ve.list; l.Listed() {
 		if known && m.SCIMID != "" {
-			if r, ok := ve.res[m.SCIMID]; ok {
+			if r, ok := l.Peek(m.SCIMID); ok && l.whole(r) {
 				return m.SCIMID, r, nil
 			}
 		}
 		if filter == "" {
 			return "", nil, nil
 		}
-		if ids, ok := ve.match(filter); ok {
+		if ids, ok := l.Match(filter); ok {
 			switch len(ids) {
 			case 0:
 				return "", nil, nil
 			case 1:
-				return ids[0], ve.res[ids[0]], nil
+				if r, _ := l.Peek(ids[0]); l.whole(r) {
+					return ids[0], r, nil
+				}
+			default:
+				return "", nil, &MultipleMatchError{Endpoint: ve.ep.Path, Filter: filter, IDs: ids, Total: len(ids)}
 			}
-			return "", nil, &MultipleMatchError{Endpoint: ve.ep.Path, Filter: filter, IDs: ids, Total: len(ids)}
 		}
 	}
 	// One request: a GET by the known id, else the lookup (a known id
@@ -434,87 +364,6 @@ func (v *verifier) find(ctx context.Context, ve *verifyEndpoint, key, filter str
 		v.reqs.Add(1)
 	}
 	return v.d.find(ctx, ve.ep, filter, m.SCIMID)
-}
-
-// match evaluates a lookup filter against the listed resources when it is
-// equalities joined by "and" on single-valued attributes (userName eq
-// "x", externalId eq "y"): ok is false for anything else, which the
-// service then evaluates. String values compare as the schema says
-// (caseExact), else without case, as SCIM does by default.
-func (ve *verifyEndpoint) match(filter string) (ids []string, ok bool) {
-	f, err := scim.ParseFilter(filter)
-	if err != nil {
-		return nil, false
-	}
-	var eqs []*scim.Compare
-	var walk func(x scim.Expr) bool
-	walk = func(x scim.Expr) bool {
-		switch x := x.(type) {
-		case *scim.Compare:
-			if x.Op != "eq" || x.Path.URN != "" {
-				return false
-			}
-			eqs = append(eqs, x)
-			return true
-		case *scim.Logical:
-			return x.Op == "and" && walk(x.Left) && walk(x.Right)
-		}
-		return false
-	}
-	if !walk(f.Expr) || len(eqs) == 0 {
-		return nil, false
-	}
-	var cand map[string]bool
-	for _, c := range eqs {
-		s, isStr := c.Value.(string)
-		if !isStr {
-			return nil, false
-		}
-		name := c.Path.Attr
-		if c.Path.Sub != "" {
-			name += "." + c.Path.Sub
-		}
-		hits := ve.indexed(name)[ve.fold(name, s)]
-		next := map[string]bool{}
-		for id := range hits {
-			if cand == nil || cand[id] {
-				next[id] = true
-			}
-		}
-		cand = next
-	}
-	for id := range cand {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids, true
-}
-
-// indexed returns the index of a string attribute (path as in a filter,
-// "userName" or "name.familyName") over the listed resources: folded value
-// -> ids. It is built the first time a filter names the attribute.
-func (ve *verifyEndpoint) indexed(name string) map[string]map[string]bool {
-	if ve.index == nil {
-		ve.index = map[string]map[string]map[string]bool{}
-	}
-	lname := strings.ToLower(name)
-	idx, done := ve.index[lname]
-	if !done {
-		idx = map[string]map[string]bool{}
-		for id, r := range ve.res {
-			val := getFold(r, name)
-			if val.Type != gjson.String {
-				continue
-			}
-			k := ve.fold(name, val.Str)
-			if idx[k] == nil {
-				idx[k] = map[string]bool{}
-			}
-			idx[k][id] = true
-		}
-		ve.index[lname] = idx
-	}
-	return idx
 }
 
 // getFold reads a (sub-)attribute by name, ignoring case as SCIM names do.
@@ -535,26 +384,6 @@ func getFold(r []byte, name string) gjson.Result {
 		}
 	}
 	return cur
-}
-
-// fold normalizes a value for comparison: as is for caseExact attributes
-// (id, externalId, and those the schema says), else lower-cased.
-func (ve *verifyEndpoint) fold(name, s string) string {
-	top, sub, _ := strings.Cut(name, ".")
-	if strings.EqualFold(top, "id") || strings.EqualFold(top, "externalId") {
-		return s
-	}
-	if core := ve.ep.CoreSchema(); core != nil {
-		if a := core.Attr(top); a != nil {
-			if sub != "" {
-				a = a.Sub(sub)
-			}
-			if a != nil && a.CaseExact {
-				return s
-			}
-		}
-	}
-	return strings.ToLower(s)
 }
 
 // compare maps one entry and compares it with its resource.
@@ -648,16 +477,12 @@ func (v *verifier) orphans(ctx context.Context, ve *verifyEndpoint) error {
 		}
 		v.rep.Items = append(v.rep.Items, it)
 	}
-	if ve.listed {
-		ids := make([]string, 0, len(ve.res))
-		for id := range ve.res {
-			if !ve.seen[id] {
-				ids = append(ids, id)
+	if ve.list.Listed() {
+		for _, id := range ve.list.IDs() {
+			if ve.seen[id] {
+				continue
 			}
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			r := ve.res[id]
+			r, _ := ve.list.Peek(id)
 			key, known := ve.byID[id]
 			if !known {
 				// Adopted by externalId: the resource carries the identity

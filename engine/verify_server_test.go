@@ -37,7 +37,7 @@ func TestVerifyListPagingServer(t *testing.T) {
 	if err := v.list(context.Background(), ve); err != nil {
 		t.Fatal(err)
 	}
-	if !ve.listed || len(ve.res) != 45 || v.reqs.Load() != 4 {
-		t.Fatalf("listed %v with %d resources in %d requests, want 45 in 4", ve.listed, len(ve.res), v.reqs.Load())
+	if !ve.list.Listed() || ve.list.Len() != 45 || v.reqs.Load() != 4 {
+		t.Fatalf("listed %v with %d resources in %d requests, want 45 in 4", ve.list.Listed(), ve.list.Len(), v.reqs.Load())
 	}
 }

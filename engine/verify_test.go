@@ -45,11 +45,11 @@ func TestOpAttributes(t *testing.T) {
 // listing: equalities joined by and, case folded as the schema says;
 // anything else is left to the service.
 func TestVerifyMatch(t *testing.T) {
-	ve := &verifyEndpoint{ep: testEndpoint(t), res: map[string][]byte{
-		"1": []byte(`{"id":"1","userName":"Alice","externalId":"A1","name":{"familyName":"Smith"}}`),
-		"2": []byte(`{"id":"2","userName":"bob","externalId":"a1"}`),
-		"3": []byte(`{"id":"3","userName":"carol","name":{"familyName":"Smith"}}`),
-	}}
+	l := NewListing(testEndpoint(t),
+		[]byte(`{"id":"1","userName":"Alice","externalId":"A1","name":{"familyName":"Smith"}}`),
+		[]byte(`{"id":"2","userName":"bob","externalId":"a1"}`),
+		[]byte(`{"id":"3","userName":"carol","name":{"familyName":"Smith"}}`),
+	)
 	tests := []struct {
 		filter string
 		ids    string
@@ -67,7 +67,7 @@ func TestVerifyMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.filter, func(t *testing.T) {
-			ids, ok := ve.match(tt.filter)
+			ids, ok := l.Match(tt.filter)
 			if ok != tt.ok || strings.Join(ids, ",") != tt.ids {
 				t.Fatalf("got %v %v, want %q %v", ids, ok, tt.ids, tt.ok)
 			}
@@ -147,8 +147,8 @@ func TestVerifyListPaging(t *testing.T) {
 			if err := v.list(context.Background(), ve); err != nil {
 				t.Fatal(err)
 			}
-			if ve.listed != tt.listed || tt.listed && len(ve.res) != len(users) {
-				t.Fatalf("listed %v with %d resources", ve.listed, len(ve.res))
+			if ve.list.Listed() != tt.listed || tt.listed && ve.list.Len() != len(users) {
+				t.Fatalf("listed %v with %d resources", ve.list.Listed(), ve.list.Len())
 			}
 		})
 	}

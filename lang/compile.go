@@ -156,6 +156,10 @@ var blockSpecs = map[string]map[string]spec{
 		"maxPatchOps":  {kind: kInt},
 		"patchFilters": {kind: kString, enum: []string{"filter", "replace"}},
 		"passwords":    {kind: kString, enum: []string{"send", "skip"}},
+		// RFC 7644 §3.7 Bulk (bulksettings.go).
+		"bulk":              {kind: kString, enum: []string{"auto", "on", "off"}},
+		"bulkMaxOperations": {kind: kInt},
+		"bulkMaxPayload":    {kind: kInt},
 		// The mass-delete guard (engine.DeleteGuard); flags override them.
 		"maxDeletes":        {kind: kInt},
 		"maxDeletesPercent": {kind: kInt},
@@ -409,6 +413,7 @@ func (c *compiler) scimBlock(b *block) {
 	c.p.PatchFilters = str("patchFilters")
 	c.p.SkipPasswords = str("passwords") == "skip"
 	c.deleteGuard(b, vals)
+	c.bulkSettings(b, vals)
 	if n, ok := vals["maxPatchOps"].(int); ok {
 		if n < 1 {
 			c.settingError(b, "maxPatchOps", "maxPatchOps: want 1 or more operations per PATCH request")

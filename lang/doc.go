@@ -67,6 +67,22 @@
 // a 429 slows every worker down together and the pace recovers gradually);
 // passwords ("send", the default, or "skip": every password mapping is left
 // out, for a service that refuses password writes or keeps its own);
+// bulk ("off", the default; "auto": resync sends its creates in RFC 7644
+// §3.7 Bulk requests when the service's /ServiceProviderConfig, read once
+// at the start, advertises bulk; "on": even when it does not say so, for a
+// service that advertises wrongly), bulkMaxOperations and bulkMaxPayload
+// (the operations and the bytes, as sent, of one Bulk request; default
+// what the service advertises, the operations capped at 100 so that one
+// request stays well within the client's timeout, else 100 and 1 MiB;
+// the settings override both): each create in a Bulk
+// request succeeds or fails on its own, as a single POST would; a group
+// whose member is queued in the same request refers to it by bulkId; a
+// Bulk request left unanswered (a timeout, a 5xx) has its creates looked up
+// before any is sent again; a service that answers POST /Bulk with 404,
+// 405 or 501 gets one request per resource for the rest of the resync.
+// Updates, deletes and a group with more members than maxPatchOps are sent
+// one request each. `resync --log-level info` logs what the service
+// advertised and what was decided;
 // maxDeletes, maxDeletesPercent and deleteWindow (the mass-delete guard:
 // the deletes and deactivations `verify --repair` and `resync` may imply
 // and `run` may send within deleteWindow, default 10m, as a count, default

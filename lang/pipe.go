@@ -41,6 +41,14 @@ type Pipe struct {
 	MaxDeletes        int
 	MaxDeletesPercent int
 	DeleteWindow      time.Duration
+	// Bulk, BulkMaxOperations and BulkMaxPayload are the scim block's RFC
+	// 7644 §3.7 Bulk settings (bulksettings.go): whether resync sends its
+	// creates in BulkRequests ("off" or "": no; "auto": when the service
+	// advertises Bulk; "on": even when it does not say so), and the limits
+	// of one request (0: what the service advertises).
+	Bulk              string
+	BulkMaxOperations int
+	BulkMaxPayload    int
 	Endpoints         []*Endpoint
 	Classes           []*Class
 

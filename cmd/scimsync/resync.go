@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,8 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	updatesOnly := fs.Bool("updates-only", false, "update existing resources; create none")
 	exclude := fs.StringArray("exclude-attr", nil, "leave this SCIM attribute out (repeatable), e.g. password")
 	workers := fs.Int("workers", 4, "entries processed in parallel")
+	noList := fs.Bool("no-list", false, "look each entry up at the SCIM service instead of listing the endpoints first")
+	listMax := fs.Int("list-max", engine.DefaultListMax, "do not list an endpoint holding more resources than this (each is held in memory): look its entries up instead")
 	progressEvery := fs.Duration("progress-interval", 10*time.Second, "how often a progress line is logged when not on a terminal")
 	logf := logFlags(fs)
 	guardf := guardFlags(fs, "the resources of the id map that the source's entries cannot account for are")
@@ -59,6 +62,10 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err := guardf.check(); err != nil {
 		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
+		return exitUsage
+	}
+	if *listMax < 1 {
+		fmt.Fprintln(stderr, "scimsync resync: --list-max must be 1 or more (--no-list lists nothing)")
 		return exitUsage
 	}
 	// resync reports through its summary: only warnings are logged unless
@@ -286,6 +293,24 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if ropts.Applied == nil {
 		ropts.Applied = func(_ *lang.Entry, class string, a engine.Applied) { tally.add(class, a.Outcome) }
 	}
+	if !*noList && !dest.Offline {
+		// Each endpoint written to is read first, in pages (one request
+		// per page of up to 200), and lookups are answered from it: a
+		// resync where nothing differs then sends little beyond the pages.
+		// An endpoint that cannot be listed, or larger than --list-max,
+		// or whose pages would outnumber the entries, is looked up per entry.
+		ls, err := dest.ListAll(ctx, writtenEndpoints(p), engine.ListOptions{Max: *listMax, Want: stats.Total, Log: logger, Who: "resync"})
+		if authRefused(err) {
+			fmt.Fprintf(stderr, "scimsync resync: %s\n", authAdvice(p.SCIM, err))
+			summary(stderr, stats, *dryRun, "resync stopped")
+			return exitFail
+		}
+		if err != nil {
+			summary(stderr, stats, *dryRun, "resync interrupted")
+			return 130
+		}
+		dest.Listings = ls
+	}
 	done := make(chan struct{})
 	var st *engine.Stats
 	go func() {
@@ -319,6 +344,20 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return 130
 	}
 	return exitOK
+}
+
+// writtenEndpoints are the endpoints some class sends to, in the script's order.
+func writtenEndpoints(p *lang.Pipe) []*lang.Endpoint {
+	var out []*lang.Endpoint
+	for _, ep := range p.Endpoints {
+		for _, cl := range p.Classes {
+			if slices.Contains(cl.Endpoints(p), ep) {
+				out = append(out, ep)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // authRefused reports whether err is the SCIM service refusing the

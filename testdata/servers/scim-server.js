@@ -31,6 +31,10 @@
 //   SCIM_STRICT_ATTRS    "0" to let SCIMMY silently drop unknown attributes in POST/PUT bodies
 //                        (default: reject them with 400 invalidSyntax — SCIMMY itself ignores
 //                        them, which would hide a misspelt mapping in the engine under test)
+//   SCIM_BULK            "0" to neither advertise nor serve POST /Bulk (501, as SCIMMY answers when
+//                        bulk.supported is false); default served and advertised
+//   SCIM_BULK_MAX_OPERATIONS / SCIM_BULK_MAX_PAYLOAD  the bulk.maxOperations and maxPayloadSize (bytes)
+//                        advertised and enforced (413 beyond them; default SCIMMY's 1000 and 1048576)
 //
 // /_control API (no auth, loopback only; on every listener):
 //   GET    /_control/health                -> 200 {"ok":true,"pid":N,...counts} (pid: start-scim.sh checks it
@@ -69,6 +73,10 @@
 //             -> a request with that User-Agent that carries a password is refused so, as by a
 //             service that does not accept password writes; DELETE /_control/passwords/refuse
 //             (?userAgent=X) ends it.
+//   POST   /_control/bulk {"supported":true,"maxOperations":10,"maxPayloadSize":4096}
+//          -> sets what /ServiceProviderConfig advertises for bulk and what POST /Bulk enforces
+//             (413 over either limit; 501 when not supported), for the whole server: use it on a
+//             private server (scimtest.Private) only. GET shows the current bulk settings.
 //   POST   /_control/reset                 -> empties users, groups, log, faults, tokens and strict settings
 //   GET    /_control/dump                  -> {"Users":[...],"Groups":[...]} as stored
 import express from "express";
@@ -625,6 +633,31 @@ app.use(BASE, new SCIMMYRouters({
   // absolute meta.location values (scimmy-routers accepts http:// and https:// here)
   baseUri: (req) => `${req.socket.encrypted ? "https" : "http"}://${HOST}:${req.socket.localPort}`,
 }));
+
+// Bulk (RFC 7644 §3.7): what is advertised is what POST /Bulk enforces (scimmy-routers reads
+// SCIMMY.Config on each request), set from SCIM_BULK* at start and by POST /_control/bulk.
+function setBulk(b) {
+  const cur = SCIMMY.Config.get().bulk;
+  const next = {
+    supported: b.supported ?? cur.supported,
+    maxOperations: Number(b.maxOperations ?? cur.maxOperations),
+    maxPayloadSize: Number(b.maxPayloadSize ?? cur.maxPayloadSize),
+  };
+  if (!(next.maxOperations >= 0) || !(next.maxPayloadSize >= 0)) throw new Error("bulk limits must be numbers, 0 or more");
+  // SCIMMY.Config.set with an object turns supported on; a boolean alone sets it.
+  SCIMMY.Config.set({ bulk: { maxOperations: next.maxOperations, maxPayloadSize: next.maxPayloadSize } });
+  SCIMMY.Config.set({ bulk: next.supported === true });
+  return SCIMMY.Config.get().bulk;
+}
+setBulk({
+  supported: process.env.SCIM_BULK !== "0",
+  ...(process.env.SCIM_BULK_MAX_OPERATIONS ? { maxOperations: process.env.SCIM_BULK_MAX_OPERATIONS } : {}),
+  ...(process.env.SCIM_BULK_MAX_PAYLOAD ? { maxPayloadSize: process.env.SCIM_BULK_MAX_PAYLOAD } : {}),
+});
+control.get("/bulk", (req, res) => res.json(SCIMMY.Config.get().bulk));
+control.post("/bulk", (req, res) => {
+  try { res.status(201).json(setBulk(req.body ?? {})); } catch (e) { res.status(400).json({ error: String(e.message) }); }
+});
 
 // SCIMMY routers forward >= 500 errors after answering; just log them.
 app.use((err, req, res, next) => {

@@ -19,7 +19,8 @@
 #   SCIM_OAUTH_CLIENT_SECRET, SCIM_OAUTH_TTL (seconds): credentials (test defaults below)
 #   SCIMSYNC_NODE_CACHE  where the pinned npm dependencies are installed (default
 #               ${XDG_CACHE_HOME:-$HOME/.cache}/scimsync); never into the repository
-#   plus every SCIM_* knob documented at the top of scim-server.js (strictness etc.)
+#   plus every SCIM_* knob documented at the top of scim-server.js (strictness etc.; SCIM_BULK,
+#               SCIM_BULK_MAX_OPERATIONS and SCIM_BULK_MAX_PAYLOAD set what Bulk advertises and takes)
 #
 # The npm dependencies (package.json + package-lock.json next to this script) are installed with
 # `npm ci` on first use into the cache, keyed by the lock file's hash; nothing else is downloaded.
