@@ -74,6 +74,10 @@ type Destination struct {
 	// Log receives what the destination learns about its service (a PATCH
 	// form it refuses); default slog.Default().
 	Log *slog.Logger
+	// Shadows, when set, keeps the shadow of each resource this destination
+	// writes in step with what it wrote, or drops it (shadow.go); changes
+	// whose Known.Shadow is set PATCH from it without reading the resource.
+	Shadows *Shadows
 	// Listings, by endpoint name, answer lookups without a request where
 	// they can (Listing, AfterApply); nil: every lookup asks the service.
 	Listings map[string]*Listing
@@ -105,6 +109,26 @@ func (d *Destination) write(ctx context.Context, method, endpoint, id string, bo
 	if err := d.wait(ctx); err != nil {
 		return nil, err
 	}
+	// Every write keeps the resource's shadow right or drops it (shadow.go).
+	sess, own := d.shadowFor(ctx, endpoint, id)
+	if sess != nil && sess.refused != nil {
+		if own {
+			sess.end()
+		}
+		return nil, errShadowRefused
+	}
+	answer, err := d.send(ctx, method, endpoint, id, body)
+	if sess != nil {
+		sess.note(answer, err)
+		if own {
+			sess.end()
+		}
+	}
+	return answer, err
+}
+
+// send sends one write request.
+func (d *Destination) send(ctx context.Context, method, endpoint, id string, body []byte) ([]byte, error) {
 	switch method {
 	case http.MethodPost:
 		return d.Client.Create(ctx, endpoint, body)
@@ -166,6 +190,13 @@ type Known struct {
 	// finds nothing: no create is on its way, so the record BeforeCreate
 	// made must not hold the next attempt back.
 	CreateRefused func() error
+	// Shadow lets an update of the resource ID diff against its shadow
+	// instead of reading it first (run; see shadow.go), when the
+	// destination keeps shadows and one can be trusted.
+	Shadow bool
+	// Alive reports whether a resource id is one the caller knows exists
+	// (its id map): a shadow that refers to another is not used.
+	Alive func(id string) bool
 }
 
 // ErrCreatePending is a create whose outcome is unknown and too recent to
@@ -203,6 +234,16 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 	}
 	ep := res.Endpoint
 	out := Applied{Endpoint: ep}
+	if known.Shadow && known.ID != "" && res.Change.Type != lang.Delete && !d.SkipUpdates && d.shadowsReadable() {
+		a, done, gone, err := d.updateFromShadow(ctx, res, known, refs)
+		if done {
+			return a, err
+		}
+		out.Requests = a.Requests // a refused PATCH: read and diffed again below
+		if gone {
+			known.ID = "" // 404: looked up by the lookup filter, created if not there
+		}
+	}
 	id, current, err := d.find(ctx, ep, res.Filter, known.ID)
 	if err == nil && current == nil && len(known.Filters) > 0 {
 		id, current, err = d.FindAny(ctx, ep, known.Filters)
@@ -236,16 +277,27 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 				return out, err
 			}
 		}
+		sent := time.Now()
 		created, err := d.write(ctx, http.MethodPost, ep.Path, "", body)
 		out.Requests++
 		if err == nil {
 			out.Outcome, out.ID = Created, gjson.GetBytes(created, "id").String()
 			out.Attributes = bodyAttributes(body)
-			if rest == 0 || d.DryRun != nil && out.ID == dryRunID {
+			if d.DryRun != nil && out.ID == dryRunID {
+				return out, nil
+			}
+			// The answer is the new resource's first shadow.
+			sess := d.shadowBegin(ep.Path, out.ID, sent)
+			defer sess.end()
+			if sess != nil {
+				sess.note(created, nil)
+			}
+			if rest == 0 {
+				d.keepShadow(sess, res, body, res.Managed(lang.Create))
 				return out, nil
 			}
 			// The members beyond the cap, added by PATCH within it.
-			out, err = d.update(ctx, res, out, created, refs)
+			out, err = d.updateIn(sess.within(ctx), res, out, created, refs, sess)
 			out.Outcome = Created
 			return out, err
 		}
@@ -290,6 +342,33 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 		return d.update(ctx, res, out, current, refs)
 	}
 	return d.update(ctx, res, out, current, refs)
+}
+
+// errShadowShort is a shadow that lacks an attribute the update manages.
+var errShadowShort = errors.New("the shadow does not hold every managed attribute")
+
+// updateFromShadow updates the resource known.ID by diffing against its
+// shadow, without reading it (shadow.go). done is false when there was no
+// shadow to trust, or the service refused a PATCH built from it (then the
+// returned Applied counts the requests sent, and gone says it was a 404):
+// the change goes the GET-first way.
+func (d *Destination) updateFromShadow(ctx context.Context, res *lang.Result, known Known, refs lang.Resolver) (a Applied, done, gone bool, err error) {
+	ep := res.Endpoint
+	sess := d.shadowBegin(ep.Path, known.ID, time.Now())
+	defer sess.end()
+	rec := sess.read(ep, known.Alive)
+	if rec == nil {
+		return Applied{}, false, false, nil
+	}
+	a, err = d.updateIn(sess.within(ctx), res, Applied{Endpoint: ep, ID: known.ID}, rec.Body, refs, sess)
+	if errors.Is(err, errShadowShort) {
+		return Applied{}, false, false, nil
+	}
+	if sess.refused != nil {
+		d.log().Debug("scim: " + shadowRefusal(ep, known.ID, sess.refused))
+		return a, false, scim.IsStatus(sess.refused, http.StatusNotFound), nil
+	}
+	return a, true, false, err
 }
 
 // find returns the existing resource: by knownID, then by filter. A nil
@@ -463,12 +542,28 @@ func (d *Destination) findUnique(ctx context.Context, ep *lang.Endpoint, body []
 
 // update makes the resource match the desired one over the managed paths.
 func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied, current []byte, refs lang.Resolver) (Applied, error) {
+	return d.updateIn(ctx, res, out, current, refs, nil)
+}
+
+// updateIn is update within a shadow session (shadow.go): current is the
+// resource as read, or (sess.used) its shadow; a nil sess opens one of the
+// update's own.
+func (d *Destination) updateIn(ctx context.Context, res *lang.Result, out Applied, current []byte, refs lang.Resolver, sess *shadowSession) (Applied, error) {
 	ep := res.Endpoint
 	desired, err := res.Resource(lang.Update, refs)
 	if err != nil {
 		return out, err
 	}
 	managed := res.Managed(lang.Update)
+	if sess != nil && sess.used && !sess.rec.covers(managed) {
+		return out, errShadowShort // before anything is sent
+	}
+	if sess == nil {
+		if sess = d.shadowBegin(ep.Path, out.ID, time.Now()); sess != nil {
+			defer sess.end()
+			ctx = sess.within(ctx)
+		}
+	}
 	if d.Pipe.Update == "put" {
 		body, err := scim.PutBody(current, desired, managed)
 		if err != nil {
@@ -496,7 +591,11 @@ func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied,
 	}
 	if len(bodies) == 0 {
 		out.Outcome = Unchanged
-		return d.withPassword(ctx, res, out)
+		out, err = d.withPassword(ctx, res, out)
+		if err == nil {
+			d.keepShadow(sess, res, desired, managed)
+		}
+		return out, err
 	}
 	n, err := d.sendPatches(ctx, ep, out.ID, current, desired, managed, bodies)
 	out.Requests += n
@@ -505,7 +604,11 @@ func (d *Destination) update(ctx context.Context, res *lang.Result, out Applied,
 		return out, err
 	}
 	out.Outcome = Updated
-	return d.withPassword(ctx, res, out)
+	out, err = d.withPassword(ctx, res, out)
+	if err == nil {
+		d.keepShadow(sess, res, desired, managed)
+	}
+	return out, err
 }
 
 // Patch returns the PATCH request bodies that turn current into desired

@@ -81,10 +81,15 @@ type Runner struct {
 	// Deletes, when set, is asked before each delete or deactivation is
 	// sent: the mass-delete guard of run (DeleteWindow).
 	Deletes *DeleteWindow
+	// ReadShadows makes updates PATCH from the resource's shadow, without
+	// reading it first, where Dest keeps shadows and one can be trusted
+	// (shadow.go): one request per change instead of two.
+	ReadShadows bool
 
 	mu    sync.Mutex
 	byDN  map[string]dnRef // normalized DN -> the resource it became (from the id map)
 	byRaw map[string]dnRef // the DN as last seen, lower-cased: a fast path that skips parsing
+	live  map[string]int   // SCIM id -> how many byDN entries name it: the resources the id map holds
 	refs  *RefResolver
 	order *orderTracker
 
@@ -630,7 +635,7 @@ func (r *Runner) Apply(ctx context.Context, ev *lang.Evaluator, identity string,
 		}
 		return r.leave(ctx, k, oldKey, m, ch)
 	}
-	kn := Known{}
+	kn := Known{Shadow: r.ReadShadows, Alive: r.alive}
 	if known && m.Endpoint == res.Endpoint.Name {
 		kn.ID, kn.Filters, kn.CreateSent = m.SCIMID, m.Pending, m.CreateSent
 	}
@@ -840,8 +845,8 @@ func (r *Runner) forget(k, oldKey string, m state.Mapping, ch *lang.Change) {
 		_ = r.Store.Delete(oldKey)
 	}
 	r.mu.Lock()
-	delete(r.byDN, source.NormalizeDN(m.DN))
-	delete(r.byDN, source.NormalizeDN(ch.DN))
+	r.unindex(source.NormalizeDN(m.DN))
+	r.unindex(source.NormalizeDN(ch.DN))
 	delete(r.byRaw, strings.ToLower(m.DN))
 	delete(r.byRaw, strings.ToLower(ch.DN))
 	r.mu.Unlock()
@@ -856,29 +861,62 @@ func (r *Runner) remember(old state.Mapping, known bool, m state.Mapping) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if known && !strings.EqualFold(old.DN, m.DN) {
-		delete(r.byDN, source.NormalizeDN(old.DN))
+		r.unindex(source.NormalizeDN(old.DN))
 		delete(r.byRaw, strings.ToLower(old.DN))
 		if r.refs != nil {
 			r.refs.Forget(old.DN)
 		}
 	}
 	ref := dnRef{endpoint: m.Endpoint, id: m.SCIMID}
-	r.byDN[source.NormalizeDN(m.DN)] = ref
+	r.index(source.NormalizeDN(m.DN), ref)
 	r.byRaw[strings.ToLower(m.DN)] = ref
 }
 
 // loadIndex reads the id map's DNs.
 func (r *Runner) loadIndex() error {
-	r.byDN, r.byRaw = map[string]dnRef{}, map[string]dnRef{}
+	r.byDN, r.byRaw, r.live = map[string]dnRef{}, map[string]dnRef{}, map[string]int{}
 	return r.Store.Range(func(_ string, m state.Mapping) bool {
 		if m.SCIMID == "" {
 			return true // a create not confirmed yet
 		}
 		ref := dnRef{endpoint: m.Endpoint, id: m.SCIMID}
-		r.byDN[source.NormalizeDN(m.DN)] = ref
+		r.index(source.NormalizeDN(m.DN), ref)
 		r.byRaw[strings.ToLower(m.DN)] = ref
 		return true
 	})
+}
+
+// index sets the resource of a normalized DN, counting its id live; r.mu
+// is held (or the run has not started).
+func (r *Runner) index(dn string, ref dnRef) {
+	if old, ok := r.byDN[dn]; ok {
+		r.unlive(old.id)
+	}
+	r.byDN[dn] = ref
+	r.live[ref.id]++
+}
+
+// unindex forgets the resource of a normalized DN; r.mu is held.
+func (r *Runner) unindex(dn string) {
+	if old, ok := r.byDN[dn]; ok {
+		r.unlive(old.id)
+		delete(r.byDN, dn)
+	}
+}
+
+func (r *Runner) unlive(id string) {
+	if r.live[id]--; r.live[id] <= 0 {
+		delete(r.live, id)
+	}
+}
+
+// alive reports whether the id map holds the resource id: a shadow that
+// refers to another (a member this engine deleted, which the service took
+// out of its groups by itself) is not used (Known.Alive).
+func (r *Runner) alive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live[id] > 0
 }
 
 // resolver resolves references from the id map first, then through the
@@ -1339,6 +1377,7 @@ type orderTracker struct {
 	pending  string
 	last     time.Time
 	stopping bool
+	later    bool // a save of pending is scheduled (done)
 }
 
 func newOrderTracker(s *state.Store) *orderTracker {
@@ -1373,6 +1412,19 @@ func (t *orderTracker) done(seq int64) {
 			t.saved, t.last = t.pending, time.Now()
 		}
 	}
+	if t.pending != t.saved && !t.later {
+		// Saved at most every 100 ms; the last of a burst is saved a
+		// moment later rather than at the next change, which may be hours
+		// away: until then status and the lag would count a change that
+		// was applied long ago as not read.
+		t.later = true
+		time.AfterFunc(100*time.Millisecond, func() {
+			t.mu.Lock()
+			t.later = false
+			t.mu.Unlock()
+			_ = t.flush() // an error is the next save's to report
+		})
+	}
 }
 
 // wait blocks until every change up to seq is done; false when the run
@@ -1403,6 +1455,6 @@ func (t *orderTracker) flush() error {
 	if err := t.store.SetCheckpoint(t.pending); err != nil {
 		return err
 	}
-	t.saved = t.pending
+	t.saved, t.last = t.pending, time.Now()
 	return nil
 }

@@ -64,6 +64,7 @@ func runFailed(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		if err == nil {
 			defer st.Close()
 			if verb == "list" {
+				st.KeepShadows() // it writes nothing to SCIM: the shadows stay trusted
 				return failedList(stdout, stderr, st.ListParked)
 			}
 			return failedRetry(ctx, p, st, log, stdout, stderr)
@@ -128,8 +129,8 @@ func failedRetry(ctx context.Context, p *lang.Pipe, st *state.Store, log *slog.L
 		entries = entryReaders{close: func() {}}
 	}
 	defer entries.close()
-	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p}, Store: st, Log: log,
-		Entry: entries.byDN, EntryByID: entries.byID}
+	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p, Shadows: engine.NewShadows(st)},
+		Store: st, Log: log, Entry: entries.byDN, EntryByID: entries.byID, ReadShadows: true}
 	okN, failedN, err := r.RetryParked(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync failed retry: %v\n", err)

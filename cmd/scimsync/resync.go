@@ -265,6 +265,9 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 		defer store.Close()
+		// What resync writes keeps the shadows run PATCHes from right
+		// (engine/shadow.go): they survive it instead of being dropped.
+		dest.Shadows = engine.NewShadows(store)
 		if filter == "" && dns == nil && !guardf.guard(p).Allow {
 			// A whole resync: a source that lost most of its entries (a
 			// base DN pointed at an empty subtree) stops it here.

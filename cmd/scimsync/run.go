@@ -79,6 +79,7 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	once := fs.Bool("once", false, "apply every change available now, then exit (exit status 1 when changes remain parked)")
 	workers := fs.Int("workers", 4, "entries applied in parallel (changes to one entry stay in order)")
 	rate := fs.Float64("rate", 0, "at most this many requests per second to the SCIM service (0: no limit)")
+	shadows := fs.Bool("shadows", true, "PATCH from what this engine last wrote to each resource, without reading it first: one request per change (false: read each resource before changing it)")
 	startupTimeout := fs.Duration("startup-timeout", 0, "how long to wait for a directory that is down at start-up (0: as long as it takes; default 5m with --once)")
 	stateDir := stateDirFlag(fs)
 	verbose := fs.BoolP("verbose", "v", false, "also log out-of-scope changes (--log-level debug)")
@@ -143,7 +144,8 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync run: %v\n", err)
 		return exitFail
 	}
-	dest := &engine.Destination{Client: client, Pipe: p}
+	// The shadows are kept right whether or not they are read (--shadows).
+	dest := &engine.Destination{Client: client, Pipe: p, Shadows: engine.NewShadows(st)}
 
 	// The directory may be down at start-up: wait for it, as a running
 	// source waits when the connection drops.
@@ -167,7 +169,7 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer entries.close()
 	r := &engine.Runner{Pipe: p, Dest: dest, Store: st, Source: src, Workers: *workers, Log: log,
-		Entry: entries.byDN, EntryByID: entries.byID, Deletes: guardf.window(p, st)}
+		Entry: entries.byDN, EntryByID: entries.byID, Deletes: guardf.window(p, st), ReadShadows: *shadows}
 	mon.started(r, client)
 
 	// failed list and failed retry reach this run through its control
@@ -272,6 +274,7 @@ func runSetStartpoint(args []string, _ io.Reader, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	defer st.Close()
+	st.KeepShadows() // it writes nothing to SCIM: the shadows stay trusted
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	pos, err := source.StartPoint(ctx, p.Source, spec, source.Options{})

@@ -89,6 +89,7 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		defer store.Close()
+		store.KeepShadows() // status writes nothing to SCIM: run's shadows stay good
 		s, err := storeStatus(store)
 		if err != nil {
 			fmt.Fprintf(stderr, "scimsync status: %v\n", err)

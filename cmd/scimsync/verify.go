@@ -82,7 +82,8 @@ func runVerify(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync verify: %v\n", err)
 		return exitUsage
 	}
-	dest := &engine.Destination{Client: client, Pipe: p, Log: log}
+	// --repair's writes keep run's shadows right (engine/shadow.go).
+	dest := &engine.Destination{Client: client, Pipe: p, Log: log, Shadows: engine.NewShadows(st)}
 	rep, err := engine.Verify(ctx, p, dest, entries, engine.VerifyOptions{
 		Endpoints: *endpoints, PageSize: *pageSize, Store: st, Repair: *repair, Log: log,
 		Guard: flagsOverScript(fs, p, *maxDeletes, *maxPercent, *allow),

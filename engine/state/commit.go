@@ -30,10 +30,22 @@ import (
 // again in a new transaction; so a write's function must give the same
 // result when it runs twice, which those of this package do.
 
-// request is one write waiting for the committer.
+// request is one write waiting for the committer. A writer that waits
+// reads done; an asynchronous one (writeAsync) is told through after,
+// called on the committer's goroutine once the write is durable or failed.
 type request struct {
-	fn   func(*Tx) error
-	done chan error
+	fn    func(*Tx) error
+	done  chan error
+	after func(error)
+}
+
+// answer tells the writer how its write went.
+func (r *request) answer(err error) {
+	if r.after != nil {
+		r.after(err)
+		return
+	}
+	r.done <- err
 }
 
 // committer owns the store's grouped writes.
@@ -61,6 +73,31 @@ func (s *Store) startCommitter() {
 // transaction is durable (or has failed).
 func (s *Store) write(fn func(*Tx) error) error {
 	r := &request{fn: fn, done: make(chan error, 1)}
+	if err := s.enqueue(r); err != nil {
+		return err
+	}
+	err := <-r.done
+	if p, ok := err.(fnPanic); ok {
+		panic(p.v)
+	}
+	return err
+}
+
+// writeAsync queues fn for the committer and returns at once; after is
+// called (on the committer's goroutine, so it must not block or write to
+// the store) once fn's transaction is durable, or with the error that kept
+// it from being so — never before writeAsync has returned, so that a
+// caller may hold a lock that after takes. Writes, waited for or not, are
+// committed in the order they were queued.
+func (s *Store) writeAsync(fn func(*Tx) error, after func(error)) {
+	r := &request{fn: fn, after: after}
+	if err := s.enqueue(r); err != nil {
+		go after(err)
+	}
+}
+
+// enqueue hands r to the committer.
+func (s *Store) enqueue(r *request) error {
 	c := s.c
 	c.mu.Lock()
 	if c.closed {
@@ -73,11 +110,7 @@ func (s *Store) write(fn func(*Tx) error) error {
 	case c.wake <- struct{}{}:
 	default: // a wake-up is pending already: it will take this request too
 	}
-	err := <-r.done
-	if p, ok := err.(fnPanic); ok {
-		panic(p.v)
-	}
-	return err
+	return nil
 }
 
 // stopCommitter ends the loop once the writes already queued are committed.
@@ -133,11 +166,11 @@ func (s *Store) commitGroup(group []*request) {
 			// committed, or the commit itself failed: the same for all
 			s.c.commits.Add(1)
 			for _, r := range group {
-				r.done <- err
+				r.answer(err)
 			}
 			return
 		}
-		group[failed].done <- ferr
+		group[failed].answer(ferr)
 		group = append(group[:failed:failed], group[failed+1:]...)
 	}
 }

@@ -1,6 +1,7 @@
 // Package state is a pipe's durable memory between runs: the source
-// checkpoint, the id map (source identity → endpoint, SCIM id, last DN) and
-// the failed-changes record (parked changes).
+// checkpoint, the id map (source identity → endpoint, SCIM id, last DN),
+// the failed-changes record (parked changes) and the shadows of the SCIM
+// resources (shadow.go).
 //
 // One file per pipe, DIR/PIPE.state, holds all three in a bbolt database
 // (go.etcd.io/bbolt). Why bbolt rather than JSON files written with fsync and
@@ -73,9 +74,10 @@ func DefaultDir() (string, error) {
 
 // Store is one pipe's state. Its methods are safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
-	c    *committer // the grouped writes (commit.go)
+	db     *bolt.DB
+	path   string
+	c      *committer // the grouped writes (commit.go)
+	shadow shadowState
 }
 
 // Mapping is what the id map remembers of one source entry.
@@ -177,15 +179,18 @@ func Open(dir, pipe string) (*Store, error) {
 				}
 			}
 			m := tx.Bucket(bucketMeta)
-			if v := m.Get(keyVersion); v == nil {
+			v := m.Get(keyVersion)
+			if v == nil {
 				if err := m.Put(keyVersion, []byte(formatVersion)); err != nil {
 					return err
 				}
-				return m.Put(keyPipe, []byte(pipe))
+				if err := m.Put(keyPipe, []byte(pipe)); err != nil {
+					return err
+				}
 			} else if string(v) != formatVersion {
 				return fmt.Errorf("state format %s, this scimsync reads %s", v, formatVersion)
 			}
-			return nil
+			return s.openShadows(tx, v != nil) // shadow.go
 		})
 	})
 	if err != nil {
@@ -208,10 +213,15 @@ func Open(dir, pipe string) (*Store, error) {
 func (s *Store) Path() string { return s.path }
 
 // Close closes the store once the writes under way are committed;
-// committed changes are on disk already. Writes after Close fail.
+// committed changes are on disk already. Writes after Close fail. It marks
+// the shadows clean when this process kept them (shadow.go).
 func (s *Store) Close() error {
 	s.stopCommitter()
-	return s.db.Close()
+	err := s.closeShadows()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Tx is one atomic set of reads and writes (see Update and View).
