@@ -18,14 +18,15 @@ import (
 )
 
 // DefaultListMax is the most resources a listing holds (ListOptions.Max):
-// a listing keeps every resource of the endpoint in memory (about 2 KiB
-// each, index included, for a user of a dozen attributes as the SCIM test
-// server lists it; twice that in RSS with Go's collector), so an endpoint
-// larger than this is left to one lookup per entry rather than taking
-// more than about 200 MiB, and a listing that grows past it while a resync
-// writes (the resources it creates are recorded, about 0.7 KiB each) stops
-// answering.
-const DefaultListMax = 100000
+// a listing keeps every resource of the endpoint in memory, compacted
+// (keepSet): about 0.7 KiB live each, index included, for a user of a
+// dozen attributes as the SCIM test server lists it (BenchmarkListingMemory;
+// 2.8 KiB before the compact form), so 250 000 of them take about 180 MiB
+// of heap — less than the 100 000 the bound used to be did. An endpoint
+// larger than this is left to one lookup per entry, and a listing that
+// grows past it while a resync writes (the resources it creates are
+// recorded, about 0.35 KiB each: BenchmarkListingWrites) stops answering.
+const DefaultListMax = 250000
 
 // DefaultListPage is the count asked for per listing page, when the
 // service's filter.maxResults does not cap it lower.
@@ -53,6 +54,11 @@ type ListOptions struct {
 	Log *slog.Logger
 	// Who names the command in log lines ("verify", "resync").
 	Who string
+	// Whole keeps each resource as listed. By default a listing keeps of
+	// each only what its readers use (keepSet: meta, schemas and what the
+	// pipe does not manage go), when the destination's pipe says what
+	// that is and does not update by PUT.
+	Whole bool
 }
 
 // Listing is one endpoint's resources as a listing of it in pages
@@ -80,13 +86,15 @@ type Listing struct {
 	asked   map[string]bool        // questions answered "none" already: asked again, the service answers
 	maybes  int                    // resources that may have been created without an id known
 	writes  int                    // writes told (wrote)
-	members bool                   // the endpoint's resources have members (Groups)
+	members bool                   // the endpoint's resources have members (Groups), and they are read
 	norm    map[string]attrSupport // lower-cased attribute path → how it compares, cached
 }
 
 // listedRes is one resource of a listing.
 type listedRes struct {
-	raw []byte // as listed; nil for one written by this process and not listed
+	// raw is the resource as listed, less what no reader uses (keepSet);
+	// nil for one written by this process and not listed.
+	raw []byte
 	// out is set once this process has written the resource (or may have)
 	// since the listing: what it holds now is the service's to say.
 	out bool
@@ -171,7 +179,7 @@ func NewListing(ep *lang.Endpoint, resources ...[]byte) *Listing {
 	l := newListing(ep)
 	for _, r := range resources {
 		if id := gjson.GetBytes(r, "id").String(); id != "" {
-			l.res[id] = &listedRes{raw: r}
+			l.res[strings.Clone(id)] = &listedRes{raw: r}
 		}
 	}
 	l.snapped, l.total = len(l.res), len(l.res)
@@ -228,6 +236,13 @@ func (d *Destination) List(ctx context.Context, ep *lang.Endpoint, opts ListOpti
 		size = maxResults
 	}
 	l := newListing(ep)
+	var keep *keepSet // what is kept of each resource; nil: all of it
+	if !opts.Whole {
+		keep = keepFor(d.Pipe, ep)
+		// Members the pipe does not manage are not kept, and no reader
+		// needs them: a group listed without them is whole enough.
+		l.members = l.members && keep.has("members")
+	}
 	notListed := func(reason string) *Listing {
 		l.res, l.index, l.snapped, l.reason = map[string]*listedRes{}, nil, 0, reason
 		return l
@@ -289,8 +304,10 @@ func (d *Destination) List(ctx context.Context, ep *lang.Endpoint, opts ListOpti
 			}
 		}
 		for _, r := range items {
+			// The id and the kept JSON are copies: a substring of the
+			// page would keep the whole page alive.
 			if id := r.Get("id").String(); id != "" {
-				l.res[id] = &listedRes{raw: []byte(r.Raw)}
+				l.res[strings.Clone(id)] = &listedRes{raw: keep.compact(r.Raw)}
 			}
 		}
 		if limit > 0 && len(l.res) > limit {
@@ -369,14 +386,11 @@ func (l *Listing) seenAll(items []gjson.Result) bool {
 	return true
 }
 
-// maxResults reads the ServiceProviderConfig's filter.maxResults (0 when
-// unknown): a page larger than it would be cut short anyway.
+// maxResults is the ServiceProviderConfig's filter.maxResults (0 when
+// unknown): a page larger than it would be cut short anyway. The client
+// reads the document once (scim.Client.Discover), for the Bulk plan too.
 func (d *Destination) maxResults(ctx context.Context) int {
-	body, err := d.Client.Get(ctx, "/ServiceProviderConfig")
-	if err != nil {
-		return 0
-	}
-	return int(gjson.GetBytes(body, "filter.maxResults").Int())
+	return d.Client.Discover(ctx).Filter.MaxResults
 }
 
 // cannotList reports whether err is a service saying it does not list.
@@ -563,13 +577,15 @@ func (l *Listing) indexHeld(lname string, idx *attrIndex, id string, h *listedRe
 }
 
 // value reads an attribute path from a resource, folded; ok is false when
-// it holds no string there.
+// it holds no string there. The value is a copy: a substring of the parsed
+// document (getFold parses a copy of it) would keep that copy alive in the
+// index.
 func (l *Listing) value(doc []byte, lname string) (string, bool) {
 	v := getFold(doc, lname)
 	if v.Type != gjson.String {
 		return "", false
 	}
-	return fold(l.support(lname), v.Str), true
+	return strings.Clone(fold(l.support(lname), v.Str)), true
 }
 
 func (idx *attrIndex) add(v, id string) {
@@ -721,6 +737,7 @@ func (l *Listing) wrote(id string, body []byte, filter string) {
 	}
 	h := l.res[id]
 	if h == nil {
+		id = strings.Clone(id) // not a substring of the service's answer
 		h = &listedRes{}
 		l.res[id] = h
 	}
@@ -735,8 +752,9 @@ func (l *Listing) wrote(id string, body []byte, filter string) {
 		// one that a filter names for the first time after a write is not
 		// compared locally (match), so nothing else need be kept.
 		if idx := l.index[p[0]]; idx != nil {
-			idx.add(p[1], id)
-			h.pairs = append(h.pairs, [2]string{l.intern(p[0]), p[1]})
+			v := strings.Clone(p[1]) // not a substring of the body or filter
+			idx.add(v, id)
+			h.pairs = append(h.pairs, [2]string{l.intern(p[0]), v})
 		}
 	}
 	l.bound()

@@ -42,8 +42,8 @@ type BulkPlan struct {
 // PlanBulk reads the service's ServiceProviderConfig once (not when the
 // destination is offline) and decides, with the scim block's settings
 // overriding what the service advertises: bulk "on" uses Bulk whatever the
-// service says, "auto" when it advertises bulk.supported, "off" (the
-// default) never. The limits are the script's bulkMaxOperations and
+// service says, "auto" (the default) when it advertises bulk.supported,
+// "off" never. The limits are the script's bulkMaxOperations and
 // bulkMaxPayload, else the service's (operations capped at
 // DefaultBulkMaxOperations), else the defaults above. It logs
 // what it found and decided once, at info (the document holds no secret).

@@ -3,8 +3,11 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -15,9 +18,11 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/tidwall/gjson"
 
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/scim/scimtest"
+	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source"
 	"github.com/scimsync/scimsync/engine/source/ldaptest"
 	"github.com/scimsync/scimsync/lang"
@@ -34,9 +39,11 @@ type bulkRun struct {
 }
 
 // newBulkRun loads script (its env() read from vars, then the process)
-// against env, with a User-Agent of its own.
+// against env, with a User-Agent of its own. The server must check Bulk
+// operations as it checks single requests (scimtest.RequireBulkChecks).
 func newBulkRun(t *testing.T, env scimtest.Env, script string, vars map[string]string, timeout time.Duration) *bulkRun {
 	t.Helper()
+	env.RequireBulkChecks(t)
 	p, err := lang.Load("bulk.pipe", script, lang.LoadOptions{LookupEnv: func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
@@ -98,6 +105,30 @@ func (r *bulkRun) requests() map[string]int {
 		out[q.Method+" "+p]++
 	}
 	return out
+}
+
+// writeOps is how many resources a logged write request asked the
+// service to write: each operation of a POST /Bulk, else 1. Tests whose
+// point is what is written, not how it travels, count these, so that they
+// hold for the Bulk path (resync's default where the service advertises
+// Bulk) and the single one alike.
+func writeOps(q scimtest.Request) int {
+	if n := len(gjson.GetBytes(q.Body, "Operations").Array()); q.Method == http.MethodPost && q.Path == "/Bulk" && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// spcReads counts the GET /ServiceProviderConfig this fixture's client
+// has sent.
+func (f *fixture) spcReads() int {
+	n := 0
+	for _, q := range f.env.Requests(f.t, f.ua) {
+		if q.Path == "/ServiceProviderConfig" {
+			n++
+		}
+	}
+	return n
 }
 
 // withBulk puts settings into a script's scim block.
@@ -443,12 +474,18 @@ func TestResyncBulkAutoSplitsByPayload(t *testing.T) {
 	}
 }
 
-// TestResyncBulkDryRun: a dry run with bulk on shows the BulkRequest that
-// would be sent, the password withheld, and sends no write.
+// withPassword adds password = first(userPassword) to a destScript's people.
+func withPassword(script string) string {
+	return strings.Replace(script, "    title                        = first(title)\n",
+		"    title                        = first(title)\n    password                     = first(userPassword)\n", 1)
+}
+
+// TestResyncBulkDryRun: a dry run with the default bulk setting ("auto"),
+// into a service that advertises Bulk, shows the BulkRequest that would be
+// sent, the password withheld, and sends no write.
 func TestResyncBulkDryRun(t *testing.T) {
 	env := scimtest.Server(t)
-	script := strings.Replace(withBulk(noAdopt, "  bulk = \"on\"\n"), "    title                        = first(title)\n",
-		"    title                        = first(title)\n    password                     = first(userPassword)\n", 1)
+	script := withPassword(noAdopt)
 	r := newBulkRun(t, env, script, nil, 0)
 	prefix := scimtest.Unique("rbd")
 	const pw = "Dry-Run-Secret-42"
@@ -559,5 +596,189 @@ func TestResyncBulkUnansweredWithAListing(t *testing.T) {
 	}
 	if u := state["user:"+prefix+"-u002"]; !strings.Contains(u, `"givenName":"User"`) {
 		t.Errorf("the adopted user was not updated: %s", u)
+	}
+}
+
+// TestResyncBulkPasswordSentOnce: a resync whose mapping sends a password
+// (password = first(userPassword)) into a service that advertises Bulk
+// sends it in the Bulk request's create, once per user, and the service
+// receives it as from a single POST (its /_control/passwords, which sees
+// into Bulk operations); no form of it reaches the engine's and the
+// client's log lines or an error. A service that refuses password writes
+// fails each create alone with the error that says so, the value nowhere.
+// bulk = "off" does the same in one POST per user: both paths are held to
+// the same assertions.
+func TestResyncBulkPasswordSentOnce(t *testing.T) {
+	env := scimtest.Server(t)
+	for _, tt := range []struct {
+		bulk   string // the scim block's setting; "": the default
+		refuse bool
+	}{{"", false}, {"", true}, {"off", false}, {"off", true}} {
+		t.Run(fmt.Sprintf("bulk %q refused %v", tt.bulk, tt.refuse), func(t *testing.T) {
+			settings := ""
+			if tt.bulk != "" {
+				settings = fmt.Sprintf("  bulk = %q\n", tt.bulk)
+			}
+			r := newBulkRun(t, env, withPassword(withBulk(noAdopt, settings)), nil, 0)
+			logs := &lockedBuffer{}
+			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			cfg := r.pipe.SCIM
+			cfg.UserAgent = r.ua
+			var err error
+			if r.client, err = scim.NewClient(cfg, scim.WithLogger(log)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.refuse {
+				env.RefusePasswords(t, r.ua, 400, "mutability")
+			}
+			prefix := scimtest.Unique("rbpw")
+			const users = 4
+			pws := map[string]string{}
+			var b strings.Builder
+			for i := 0; i < users; i++ {
+				uid := fmt.Sprintf("%s-u%03d", prefix, i)
+				pws[uid] = fmt.Sprintf("Bulk-Pw-%s-%d \"q\"/+ é", prefix, i)
+				fmt.Fprintf(&b, "dn: uid=%s,ou=People,dc=example,dc=com\nuid: %s\nentryUUID: uuid-%s\ncn: U %d\nsn: U\nuserPassword:: %s\n\n",
+					uid, uid, uid, i, base64.StdEncoding.EncodeToString([]byte(pws[uid])))
+			}
+			_, dir, err := source.ReadLDIF(strings.NewReader(b.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, failed := r.resync(&DirectoryEntries{Dir: dir}, dirGet(dir), func(d *Destination) { d.Log = log })
+			t.Cleanup(func() {
+				for uid := range pws {
+					found, _, _ := r.client.Search(context.Background(), "/Users", `userName eq "`+uid+`"`, false)
+					for _, u := range found {
+						_ = r.client.Delete(context.Background(), "/Users", string(bytesField(u, "id")))
+					}
+				}
+			})
+
+			reqs := r.requests()
+			if bulk := tt.bulk == ""; bulk && (reqs["POST /Bulk"] != 1 || reqs["POST /Users"] != 0) ||
+				!bulk && (reqs["POST /Bulk"] != 0 || reqs["POST /Users"] != users) {
+				t.Errorf("requests %v", reqs)
+			}
+			withheld := 0
+			for _, q := range env.Requests(t, r.ua) {
+				withheld += strings.Count(string(q.Body), `"(withheld)"`)
+			}
+			if withheld != users {
+				t.Errorf("%d passwords sent, want %d: one per user, once", withheld, users)
+			}
+			got := env.Passwords(t, r.ua)
+			var errs []string
+			for dn, err := range failed {
+				errs = append(errs, dn+": "+err.Error())
+			}
+			if tt.refuse {
+				if st.Created.Load() != 0 || len(failed) != users || len(got) != 0 {
+					t.Fatalf("created %d, %d failed, %d passwords received; want every create refused", st.Created.Load(), len(failed), len(got))
+				}
+				for dn, err := range failed {
+					var pe *PasswordRefusedError
+					if !errors.As(err, &pe) || !scim.IsStatus(err, http.StatusBadRequest) || !strings.Contains(err.Error(), "the resource was not created") {
+						t.Errorf("%s: %v", dn, err)
+					}
+				}
+			} else {
+				if st.Created.Load() != users || len(failed) > 0 {
+					t.Fatalf("created %d, failed %v", st.Created.Load(), failed)
+				}
+				for uid, pw := range pws {
+					if p := got[uid]; p.Password != pw || p.Method != http.MethodPost {
+						t.Errorf("%s: the service received the right password: %v, by %q; want by POST", uid, p.Password == pw, p.Method)
+					}
+				}
+			}
+			out := logs.String() + strings.Join(errs, "\n")
+			for _, pw := range pws {
+				for _, form := range secret.Forms(pw) {
+					if strings.Contains(out, form) {
+						t.Errorf("a password is in the log or an error (form %q)", form)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestResyncBulkMemberCap: with Bulk (the default where the service
+// advertises it) a group with more members than maxPatchOps is created
+// alone, with the first of them, and gets the rest by PATCH, no request
+// carrying more than the cap; a smaller group goes in a Bulk request. The
+// service ends with every member in both.
+func TestResyncBulkMemberCap(t *testing.T) {
+	env := scimtest.Server(t)
+	const users, limit = 25, 10
+	prefix := scimtest.Unique("rbc")
+	var b strings.Builder
+	var members []string
+	for i := 0; i < users; i++ {
+		uid := fmt.Sprintf("%s-u%03d", prefix, i)
+		dn := "uid=" + uid + ",ou=People,dc=example,dc=com"
+		members = append(members, "member: "+dn+"\n")
+		fmt.Fprintf(&b, "dn: %s\nuid: %s\nentryUUID: uuid-%s\ncn: U %d\nsn: U\n\n", dn, uid, uid, i)
+	}
+	fmt.Fprintf(&b, "dn: cn=%s-big,ou=Groups,dc=example,dc=com\ncn: %s-big\n%s\n", prefix, prefix, strings.Join(members, ""))
+	fmt.Fprintf(&b, "dn: cn=%s-small,ou=Groups,dc=example,dc=com\ncn: %s-small\n%s\n", prefix, prefix, strings.Join(members[:3], ""))
+	_, dir, err := source.ReadLDIF(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newBulkRun(t, env, withBulk(noAdopt, fmt.Sprintf("  maxPatchOps = %d\n", limit)), nil, 0)
+	st, failed := r.resync(&DirectoryEntries{Dir: dir}, dirGet(dir), nil)
+	t.Cleanup(func() {
+		for _, name := range []string{"big", "small"} {
+			found, _, _ := r.client.Search(context.Background(), "/Groups", `displayName eq "`+prefix+"-"+name+`"`, false)
+			for _, g := range found {
+				_ = r.client.Delete(context.Background(), "/Groups", string(bytesField(g, "id")))
+			}
+		}
+		for i := 0; i < users; i++ {
+			found, _, _ := r.client.Search(context.Background(), "/Users", fmt.Sprintf(`userName eq "%s-u%03d"`, prefix, i), false)
+			for _, u := range found {
+				_ = r.client.Delete(context.Background(), "/Users", string(bytesField(u, "id")))
+			}
+		}
+	})
+	if len(failed) > 0 || st.Created.Load() != users+2 {
+		t.Fatalf("created %d, failed %v", st.Created.Load(), failed)
+	}
+	groupsInBulk, bigAlone := 0, 0
+	for _, q := range env.Requests(t, r.ua) {
+		body := gjson.ParseBytes(q.Body)
+		switch {
+		case q.Path == "/Bulk":
+			for _, op := range body.Get("Operations").Array() {
+				if n := len(op.Get("data.members").Array()); n > limit {
+					t.Errorf("a Bulk operation creates %s with %d members, cap %d", op.Get("data.displayName"), n, limit)
+				}
+				if op.Get("path").Str == "/Groups" {
+					groupsInBulk++
+				}
+			}
+		case q.Method == "POST" && q.Path == "/Groups":
+			bigAlone++
+			if n := len(body.Get("members").Array()); n > limit {
+				t.Errorf("the group was created with %d members, cap %d", n, limit)
+			}
+		case q.Method == "PATCH":
+			for _, op := range body.Get("Operations").Array() {
+				if n := len(op.Get("value").Array()); n > limit {
+					t.Errorf("a PATCH operation adds %d members, cap %d", n, limit)
+				}
+			}
+		}
+	}
+	if groupsInBulk != 1 || bigAlone != 1 {
+		t.Errorf("%d groups created in Bulk requests and %d alone, want the small one and the big one", groupsInBulk, bigAlone)
+	}
+	for name, want := range map[string]int{"big": users, "small": 3} {
+		found, _, err := r.client.Search(context.Background(), "/Groups", `displayName eq "`+prefix+"-"+name+`"`, false)
+		if err != nil || len(found) != 1 || len(memberValues(found[0])) != want {
+			t.Errorf("group %s: %v, %d found, members %v; want %d", name, err, len(found), found, want)
+		}
 	}
 }

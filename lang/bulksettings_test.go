@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// TestBulkSettings: the scim block's Bulk settings are read, an unknown
+// TestBulkSettings: the scim block's Bulk settings are read (no bulk
+// setting is "auto": Bulk where the service advertises it), an unknown
 // mode is refused with the modes listed, and out-of-range limits are
 // errors at their place in the script.
 func TestBulkSettings(t *testing.T) {
@@ -18,7 +19,7 @@ func TestBulkSettings(t *testing.T) {
 		ops, payload int
 		err          string
 	}{
-		{"", "", 0, 0, ""},
+		{"", "auto", 0, 0, ""},
 		{"  bulk = \"auto\"\n", "auto", 0, 0, ""},
 		{"  bulk = \"on\"\n  bulkMaxOperations = 50\n  bulkMaxPayload = 65536\n", "on", 50, 65536, ""},
 		{"  bulk = \"off\"\n", "off", 0, 0, ""},

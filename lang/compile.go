@@ -156,6 +156,7 @@ var blockSpecs = map[string]map[string]spec{
 		"maxPatchOps":  {kind: kInt},
 		"patchFilters": {kind: kString, enum: []string{"filter", "replace"}},
 		"passwords":    {kind: kString, enum: []string{"send", "skip"}},
+		"list":         {kind: kBool},
 		// RFC 7644 §3.7 Bulk (bulksettings.go).
 		"bulk":              {kind: kString, enum: []string{"auto", "on", "off"}},
 		"bulkMaxOperations": {kind: kInt},
@@ -412,6 +413,9 @@ func (c *compiler) scimBlock(b *block) {
 	}
 	c.p.PatchFilters = str("patchFilters")
 	c.p.SkipPasswords = str("passwords") == "skip"
+	if list, ok := vals["list"].(bool); ok {
+		c.p.NoList = !list
+	}
 	c.deleteGuard(b, vals)
 	c.bulkSettings(b, vals)
 	if n, ok := vals["maxPatchOps"].(int); ok {

@@ -67,10 +67,15 @@
 // a 429 slows every worker down together and the pace recovers gradually);
 // passwords ("send", the default, or "skip": every password mapping is left
 // out, for a service that refuses password writes or keeps its own);
-// bulk ("off", the default; "auto": resync sends its creates in RFC 7644
-// §3.7 Bulk requests when the service's /ServiceProviderConfig, read once
-// at the start, advertises bulk; "on": even when it does not say so, for a
-// service that advertises wrongly), bulkMaxOperations and bulkMaxPayload
+// list (true, the default: resync reads each endpoint it writes to by
+// listing it in pages first and answers lookups from that; false: it looks
+// every entry up, as `resync --no-list` does, for a service whose listing
+// is slow or wrong; the flag wins when given);
+// bulk ("auto", the default: resync sends its creates, and its updates
+// that are one PATCH, in RFC 7644 §3.7 Bulk requests when the service's /ServiceProviderConfig, read once at
+// the start, advertises bulk; "on": even when it does not say so, for a
+// service that advertises wrongly; "off": one request per resource, for a
+// service whose Bulk is broken), bulkMaxOperations and bulkMaxPayload
 // (the operations and the bytes, as sent, of one Bulk request; default
 // what the service advertises, the operations capped at 100 so that one
 // request stays well within the client's timeout, else 100 and 1 MiB;
@@ -79,10 +84,15 @@
 // whose member is queued in the same request refers to it by bulkId; a
 // Bulk request left unanswered (a timeout, a 5xx) has its creates looked up
 // before any is sent again; a service that answers POST /Bulk with 404,
-// 405 or 501 gets one request per resource for the rest of the resync.
-// Updates, deletes and a group with more members than maxPatchOps are sent
-// one request each. `resync --log-level info` logs what the service
-// advertised and what was decided;
+// 405 or 501 gets one request per resource for the rest of the resync; an
+// update the service refuses or leaves in doubt inside a Bulk request is
+// read again and sent alone (never sent blind), and one whose request got
+// no answer at all fails, for the next resync to read again.
+// Updates of several PATCH requests (more operations than maxPatchOps),
+// update = "put", the replace form of patchFilters, deletes and a group
+// with more members than maxPatchOps are sent one request each, and run,
+// failed retry and verify --repair never use Bulk. `resync --log-level info` logs what the service advertised and
+// what was decided;
 // maxDeletes, maxDeletesPercent and deleteWindow (the mass-delete guard:
 // the deletes and deactivations `verify --repair` and `resync` may imply
 // and `run` may send within deleteWindow, default 10m, as a count, default

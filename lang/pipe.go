@@ -34,6 +34,10 @@ type Pipe struct {
 	// mapping out: for a service that refuses password writes, or that
 	// must keep its own.
 	SkipPasswords bool
+	// NoList (scim { list = false }) makes resync look every entry up at
+	// the service instead of listing the endpoints first, as --no-list
+	// does; the zero value lists.
+	NoList bool
 	// MaxDeletes, MaxDeletesPercent and DeleteWindow are the scim block's
 	// mass-delete guard settings (0: the engine's defaults): the deletes
 	// and deactivations one command, or run within DeleteWindow, may send,
@@ -43,9 +47,10 @@ type Pipe struct {
 	DeleteWindow      time.Duration
 	// Bulk, BulkMaxOperations and BulkMaxPayload are the scim block's RFC
 	// 7644 §3.7 Bulk settings (bulksettings.go): whether resync sends its
-	// creates in BulkRequests ("off" or "": no; "auto": when the service
-	// advertises Bulk; "on": even when it does not say so), and the limits
-	// of one request (0: what the service advertises).
+	// creates in BulkRequests ("auto", what Load sets when the script says
+	// nothing: when the service advertises Bulk; "on": even when it does
+	// not say so; "off", or "" in a Pipe not made by Load: no), and the
+	// limits of one request (0: what the service advertises).
 	Bulk              string
 	BulkMaxOperations int
 	BulkMaxPayload    int

@@ -49,21 +49,35 @@ const terminalAttack = "\x1b[2J\x1b]0;owned\x07\u009b31m\u202eevil\xff\r\nlevel=
 // hostileControlsSCIM refuses every lookup of the entry "ok…" with a 400
 // whose scimType and detail carry terminalAttack, the detail 8 KB long;
 // it finds nothing else and takes every create (an answer to a POST that
-// fails would make run wait before sending it again).
-func hostileControlsSCIM(t *testing.T) string {
+// fails would make run wait before sending it again). With bulk, it
+// advertises Bulk and refuses each operation of a POST /Bulk with such a
+// 400, so that resync's creates (in Bulk requests by default) meet the
+// attack in the Bulk answer.
+func hostileControlsSCIM(t *testing.T, bulk bool) string {
 	t.Helper()
+	attack := strings.ReplaceAll(terminalAttack, "\xff", "") // JSON is UTF-8
+	refusal := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"},
+		"status": "400", "scimType": "invalidFilter" + attack, "detail": attack + strings.Repeat("d", 8<<10)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/scim+json")
 		switch {
+		case bulk && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/ServiceProviderConfig"):
+			io.WriteString(w, `{"bulk":{"supported":true,"maxOperations":100,"maxPayloadSize":1048576}}`)
+		case bulk && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Bulk"):
+			var req struct{ Operations []struct{ BulkID string } }
+			_ = json.Unmarshal(body, &req)
+			var ops []map[string]any
+			for _, op := range req.Operations {
+				ops = append(ops, map[string]any{"method": "POST", "bulkId": op.BulkID, "status": "400", "response": refusal})
+			}
+			json.NewEncoder(w).Encode(map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:BulkResponse"}, "Operations": ops})
 		case r.Method == http.MethodPost:
 			w.WriteHeader(201)
 			io.WriteString(w, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"id-1","userName":"x"}`)
 		case strings.Contains(r.URL.Query().Get("filter"), `"ok`):
 			w.WriteHeader(400)
-			attack := strings.ReplaceAll(terminalAttack, "\xff", "") // JSON is UTF-8
-			json.NewEncoder(w).Encode(map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"},
-				"status": "400", "scimType": "invalidFilter" + attack, "detail": attack + strings.Repeat("d", 8<<10)})
+			json.NewEncoder(w).Encode(refusal)
 		default:
 			io.WriteString(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"Resources":[]}`)
 		}
@@ -94,27 +108,35 @@ func TestNoControlCharactersInAnyOutput(t *testing.T) {
 	pipePath := filepath.Join(dir, "c.pipe")
 	must(t, os.WriteFile(pipePath, []byte(fmt.Sprintf(controlPipe, ldifPath)), 0o600))
 	state := filepath.Join(dir, "state")
-	t.Setenv("SCIM_URL", hostileControlsSCIM(t))
+	single, bulk := hostileControlsSCIM(t, false), hostileControlsSCIM(t, true)
 	t.Setenv("SCIM_TOKEN", "t0ken-for-the-hostile-server")
 
 	steps := []struct {
 		name  string
 		args  []string
 		stdin string
+		url   string // "": the server without Bulk
 	}{
-		{"check", []string{"check", pipePath}, ""},
-		{"map", []string{"map", pipePath}, ""},
-		{"map --json", []string{"map", "--json", pipePath}, ""},
-		{"resync --dry-run", []string{"resync", "--dry-run", "--state-dir", state, pipePath}, ""},
-		{"resync", []string{"resync", "--state-dir", state + "-resync", pipePath}, ""},
-		{"run", []string{"run", "--once", "--state-dir", state, pipePath}, ""},
-		{"failed list", []string{"failed", "list", "--state-dir", state, pipePath}, ""},
-		{"failed retry", []string{"failed", "retry", "--state-dir", state, pipePath}, ""},
-		{"repl", []string{"repl", pipePath}, ":show\nfirst(uid)\ncn\n:map\n:next\n:show\n:map\nint(first(uid))\n:class\n"},
+		{"check", []string{"check", pipePath}, "", ""},
+		{"map", []string{"map", pipePath}, "", ""},
+		{"map --json", []string{"map", "--json", pipePath}, "", ""},
+		{"resync --dry-run", []string{"resync", "--dry-run", "--state-dir", state, pipePath}, "", ""},
+		{"resync", []string{"resync", "--state-dir", state + "-resync", pipePath}, "", ""},
+		{"resync --dry-run, Bulk", []string{"resync", "--dry-run", "--state-dir", state + "-bulk", pipePath}, "", bulk},
+		{"resync, Bulk", []string{"resync", "--state-dir", state + "-bulk", pipePath}, "", bulk},
+		{"run", []string{"run", "--once", "--state-dir", state, pipePath}, "", ""},
+		{"failed list", []string{"failed", "list", "--state-dir", state, pipePath}, "", ""},
+		{"failed retry", []string{"failed", "retry", "--state-dir", state, pipePath}, "", ""},
+		{"repl", []string{"repl", pipePath}, ":show\nfirst(uid)\ncn\n:map\n:next\n:show\n:map\nint(first(uid))\n:class\n", ""},
 	}
 	sawAttack := false
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
+			url := single
+			if s.url != "" {
+				url = s.url
+			}
+			t.Setenv("SCIM_URL", url)
 			var out, errb bytes.Buffer
 			code := run(s.args, strings.NewReader(s.stdin), &out, &errb)
 			all := out.String() + errb.String()
@@ -129,6 +151,9 @@ func TestNoControlCharactersInAnyOutput(t *testing.T) {
 				if len(line) > logsafe.MaxMessage+4*logsafe.MaxValue {
 					t.Errorf("exit %d: a stderr line of %d bytes: %.200q", code, len(line), line)
 				}
+			}
+			if s.url == bulk && !strings.Contains(all, "POST /Bulk") && !strings.Contains(all, "invalidFilter") {
+				t.Errorf("exit %d: neither a Bulk request shown nor the Bulk answer's refusal: the step proves nothing", code)
 			}
 			if t.Failed() || testing.Verbose() {
 				t.Logf("stdout:\n%.3000s\nstderr:\n%.3000s", out.String(), errb.String())

@@ -40,7 +40,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	updatesOnly := fs.Bool("updates-only", false, "update existing resources; create none")
 	exclude := fs.StringArray("exclude-attr", nil, "leave this SCIM attribute out (repeatable), e.g. password")
 	workers := fs.Int("workers", 4, "entries processed in parallel")
-	noList := fs.Bool("no-list", false, "look each entry up at the SCIM service instead of listing the endpoints first")
+	noList := fs.Bool("no-list", false, "look each entry up at the SCIM service instead of listing the endpoints first (the script's scim { list = false } does too; the flag wins when given)")
 	listMax := fs.Int("list-max", engine.DefaultListMax, "do not list an endpoint holding more resources than this (each is held in memory): look its entries up instead")
 	progressEvery := fs.Duration("progress-interval", 10*time.Second, "how often a progress line is logged when not on a terminal")
 	logf := logFlags(fs)
@@ -296,12 +296,18 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if ropts.Applied == nil {
 		ropts.Applied = func(_ *lang.Entry, class string, a engine.Applied) { tally.add(class, a.Outcome) }
 	}
-	if !*noList && !dest.Offline {
+	list := !p.NoList // scim { list = false }
+	if fs.Changed("no-list") {
+		list = !*noList
+	}
+	if list && !dest.Offline {
 		// Each endpoint written to is read first, in pages (one request
 		// per page of up to 200), and lookups are answered from it: a
 		// resync where nothing differs then sends little beyond the pages.
 		// An endpoint that cannot be listed, or larger than --list-max,
 		// or whose pages would outnumber the entries, is looked up per entry.
+		// Each listed resource is held without what no reader uses (meta,
+		// schemas, the attributes the pipe does not manage).
 		ls, err := dest.ListAll(ctx, writtenEndpoints(p), engine.ListOptions{Max: *listMax, Want: stats.Total, Log: logger, Who: "resync"})
 		if authRefused(err) {
 			fmt.Fprintf(stderr, "scimsync resync: %s\n", authAdvice(p.SCIM, err))

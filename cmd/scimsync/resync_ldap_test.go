@@ -130,12 +130,13 @@ class groups {
 		t.Fatalf("bad filter: exit %d, %s", code, stderr)
 	}
 
-	// A dry run with a filter: two users shown as creates, the group out
-	// of the filter; nothing sent.
+	// A dry run with a filter: two users shown as creates, in the one
+	// Bulk request the service (which advertises Bulk) would get, the
+	// group out of the filter; nothing sent.
 	code, stdout, stderr := runCLI(t, "resync", "--dry-run", "--progress-interval", "0", "--filter",
 		fmt.Sprintf("(|(uid=%s-u1)(uid=%s-u3))", prefix, prefix), pipe)
-	if code != exitOK || strings.Count(stdout, "POST /Users\n") != 2 || strings.Contains(stdout, "/Groups") ||
-		!strings.Contains(stdout, prefix+"-u3") || !strings.Contains(stderr, "resync: 2 entries") {
+	if code != exitOK || strings.Count(stdout, "POST /Bulk\n") != 1 || strings.Count(stdout, `"path": "/Users"`) != 2 ||
+		strings.Contains(stdout, "/Groups") || !strings.Contains(stdout, prefix+"-u3") || !strings.Contains(stderr, "resync: 2 entries") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	if n := users(); n != 0 {

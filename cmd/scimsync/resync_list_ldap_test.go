@@ -20,9 +20,11 @@ import (
 // of 150 and 100) into a private SCIM server. Listed (the default), a
 // resync where nothing differs sends the service configuration and the
 // list pages only (4 requests for 252 entries: 0.016 per entry), and one
-// into an empty service one POST per entry and the 3 requests of the empty
-// listing. With --no-list, each entry is looked up, and the SCIM state is
-// the same as the listed resync's. With --list-max below the endpoint's
+// into an empty service one create per entry, in 4 Bulk requests (the
+// service advertises Bulk: 3 for the users, 100 a request, 1 for the
+// groups), and the 3 requests of the empty listing; the service
+// configuration is read once. With --no-list, each entry is looked up, and
+// the SCIM state is the same as the listed resync's. With --list-max below the endpoint's
 // size, the endpoint is not listed, with a warning, and looked up entry by
 // entry.
 func TestResyncListsLDAP(t *testing.T) {
@@ -79,8 +81,15 @@ func TestResyncListsLDAP(t *testing.T) {
 	type logged struct {
 		Seq    int    `json:"seq"`
 		Method string `json:"method"`
+		Path   string `json:"path"`
+		Body   struct {
+			Operations []json.RawMessage `json:"Operations"`
+		} `json:"body"`
 	}
-	requests := func(since int) (reads, writes, last int) {
+	// requests counts the reads, the writes (each operation of a POST
+	// /Bulk one: the resources the service was asked to write) and the
+	// write requests since the request numbered since.
+	requests := func(since int) (reads, writes, writeRequests, last int) {
 		t.Helper()
 		var log []logged
 		if err := json.Unmarshal(control(http.MethodGet, "/requests"), &log); err != nil {
@@ -92,13 +101,18 @@ func TestResyncListsLDAP(t *testing.T) {
 			if r.Seq <= since {
 				continue
 			}
-			if r.Method == http.MethodGet {
+			switch {
+			case r.Method == http.MethodGet:
 				reads++
-			} else {
+			case r.Path == "/Bulk":
+				writes += len(r.Body.Operations)
+				writeRequests++
+			default:
 				writes++
+				writeRequests++
 			}
 		}
-		return reads, writes, last
+		return reads, writes, writeRequests, last
 	}
 	// state is the store without ids and meta, members by name, sorted.
 	state := func() string {
@@ -146,13 +160,14 @@ func TestResyncListsLDAP(t *testing.T) {
 		maxReads int // at most
 		minReads int
 		writes   int
+		requests int // write requests
 		stderr   string
 	}{
-		{"listed, into an empty service", nil, true, 3 + 2, 3, entries, "252 created"},
-		{"listed, nothing differs", nil, false, 4, 4, 0, "252 unchanged"},
-		{"--no-list, into an empty service", []string{"--no-list"}, true, 2*entries + 2, entries, entries, "252 created"},
-		{"--no-list, nothing differs", []string{"--no-list"}, false, entries + 2, entries, 0, "252 unchanged"},
-		{"--list-max 200, nothing differs", []string{"--list-max", "200"}, false, users + 4, users, 0, "more resources than a listing may hold"},
+		{"listed, into an empty service", nil, true, 3 + 2, 3, entries, 4, "252 created"},
+		{"listed, nothing differs", nil, false, 4, 4, 0, 0, "252 unchanged"},
+		{"--no-list, into an empty service", []string{"--no-list"}, true, 2*entries + 2, entries, entries, 4, "252 created"},
+		{"--no-list, nothing differs", []string{"--no-list"}, false, entries + 2, entries, 0, 0, "252 unchanged"},
+		{"--list-max 200, nothing differs", []string{"--list-max", "200"}, false, users + 4, users, 0, 0, "more resources than a listing may hold"},
 	} {
 		if r.reset {
 			control(http.MethodPost, "/reset")
@@ -160,14 +175,16 @@ func TestResyncListsLDAP(t *testing.T) {
 		}
 		args := append([]string{"resync", "--progress-interval", "0", "--state-dir", t.TempDir()}, r.args...)
 		code, _, stderr := runCLI(t, append(args, pipe)...)
-		reads, writes, last := requests(seq)
+		reads, writes, writeRequests, last := requests(seq)
 		seq = last
-		t.Logf("%s: %d reads, %d writes for %d entries (%.3f requests per entry)", r.name, reads, writes, entries, float64(reads+writes)/entries)
+		t.Logf("%s: %d reads, %d writes in %d requests for %d entries (%.3f requests per entry)", r.name, reads, writes, writeRequests, entries,
+			float64(reads+writeRequests)/entries)
 		if code != exitOK || !strings.Contains(stderr, r.stderr) {
 			t.Fatalf("%s: exit %d\n%s", r.name, code, stderr)
 		}
-		if reads < r.minReads || reads > r.maxReads || writes != r.writes {
-			t.Errorf("%s: %d reads and %d writes, want %d to %d reads and %d writes", r.name, reads, writes, r.minReads, r.maxReads, r.writes)
+		if reads < r.minReads || reads > r.maxReads || writes != r.writes || writeRequests != r.requests {
+			t.Errorf("%s: %d reads and %d writes in %d requests, want %d to %d reads and %d writes in %d", r.name, reads, writes, writeRequests,
+				r.minReads, r.maxReads, r.writes, r.requests)
 		}
 		states = append(states, state())
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -44,14 +45,34 @@ class people {
 `
 
 // hostileSCIM answers every search with no match and every write with a
-// 400 that quotes the request: its body and its Authorization header.
+// 400 that quotes the request: its body and its Authorization header. It
+// advertises Bulk, and answers each operation of a POST /Bulk with such a
+// 400 quoting the operation, so that resync's creates (sent in Bulk
+// requests by default) meet the same echo as single requests.
 func hostileSCIM(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/scim+json")
-		if r.Method == http.MethodGet {
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/ServiceProviderConfig"):
+			io.WriteString(w, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],"bulk":{"supported":true,"maxOperations":100,"maxPayloadSize":1048576}}`)
+			return
+		case r.Method == http.MethodGet:
 			io.WriteString(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"Resources":[]}`)
+			return
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Bulk"):
+			var req struct{ Operations []map[string]json.RawMessage }
+			_ = json.Unmarshal(body, &req)
+			var ops []map[string]any
+			for _, op := range req.Operations {
+				var bulkID string
+				_ = json.Unmarshal(op["bulkId"], &bulkID)
+				ops = append(ops, map[string]any{"method": "POST", "bulkId": bulkID, "status": "400",
+					"response": map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"}, "status": "400",
+						"detail": "rejected " + r.Header.Get("Authorization") + " " + string(op["data"])}})
+			}
+			json.NewEncoder(w).Encode(map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:BulkResponse"}, "Operations": ops})
 			return
 		}
 		w.WriteHeader(400)
@@ -67,7 +88,10 @@ func hostileSCIM(t *testing.T) string {
 // secrets in the environment (the token), in the LDAP data (userPassword)
 // and in the SCIM answers (echoed), and greps all their output, logs and
 // state files for each secret in plain, JSON-escaped, base64 and
-// URL-escaped forms: none may be found.
+// URL-escaped forms: none may be found. Both servers advertise Bulk, so
+// resync sends its creates in Bulk requests (their dry runs show them, the
+// password withheld, and the echoing server quotes each operation); the
+// resyncs with bulk = "off" send them one POST each.
 func TestNoSecretInAnyOutput(t *testing.T) {
 	env := scimtest.Server(t)
 	dir := t.TempDir()
@@ -83,6 +107,10 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	must(t, os.WriteFile(ldifPath, []byte(b.String()), 0o600))
 	pipePath := filepath.Join(dir, "s.pipe")
 	must(t, os.WriteFile(pipePath, []byte(fmt.Sprintf(secretsPipe, ldifPath)), 0o600))
+	// The same pipe with Bulk off: resync's creates one POST each, as
+	// before Bulk was the default.
+	singlePath := filepath.Join(dir, "single.pipe")
+	must(t, os.WriteFile(singlePath, []byte(strings.Replace(fmt.Sprintf(secretsPipe, ldifPath), "scim {\n", "scim {\n  bulk = \"off\"\n", 1)), 0o600))
 	current := filepath.Join(dir, "current.json")
 	must(t, os.WriteFile(current, []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"x"}`), 0o600))
 	realState, hostileState := filepath.Join(dir, "state-real"), filepath.Join(dir, "state-hostile")
@@ -114,6 +142,8 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		{name: "hostile failed list", url: hostile, tok: hostileToken, args: []string{"failed", "list", "--state-dir", hostileState, pipePath}},
 		{name: "hostile failed retry", url: hostile, tok: hostileToken, args: []string{"failed", "retry", "--state-dir", hostileState, pipePath}},
 		{name: "hostile resync", url: hostile, tok: hostileToken, args: []string{"resync", "--state-dir", hostileState, pipePath}},
+		{name: "hostile resync --dry-run, bulk off", url: hostile, tok: hostileToken, args: []string{"resync", "--dry-run", "--state-dir", hostileState, singlePath}},
+		{name: "hostile resync, bulk off", url: hostile, tok: hostileToken, args: []string{"resync", "--state-dir", hostileState, singlePath}},
 	}
 	secrets := append([]string{env.Token, hostileToken}, passwords...)
 	var outputs strings.Builder
@@ -130,6 +160,12 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		if !strings.Contains(out.String()+errb.String(), "(withheld)") && !strings.Contains(out.String()+errb.String(), "withheld") &&
 			(strings.HasPrefix(s.name, "map") || s.name == "repl" || strings.Contains(s.name, "dry-run")) {
 			t.Errorf("%s shows no (withheld) placeholder:\n%s%s", s.name, out.String(), errb.String())
+		}
+		// The dry runs show which way the creates go: the check above
+		// covers the Bulk request and the single POSTs alike.
+		if bulk := !strings.HasSuffix(s.name, "bulk off"); strings.Contains(s.name, "dry-run") &&
+			(strings.Contains(out.String(), "POST /Bulk\n") != bulk || strings.Contains(out.String(), "POST /Users\n") == bulk) {
+			t.Errorf("%s: the creates are not shown in %s:\n%s", s.name, map[bool]string{true: "a Bulk request", false: "single POSTs"}[bulk], out.String())
 		}
 	}
 	// every file the commands left: state stores, backups

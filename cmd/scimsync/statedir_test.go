@@ -65,7 +65,7 @@ func TestFailedDNsFileMode(t *testing.T) {
 	must(t, os.WriteFile(ldifPath, []byte("dn: uid=x-bad,dc=example,dc=com\nuid: x-bad\ncn: X\n\n"), 0o600))
 	pipePath := filepath.Join(dir, "f.pipe")
 	must(t, os.WriteFile(pipePath, []byte(fmt.Sprintf(controlPipe, ldifPath)), 0o600))
-	t.Setenv("SCIM_URL", hostileControlsSCIM(t))
+	t.Setenv("SCIM_URL", hostileControlsSCIM(t, false))
 	t.Setenv("SCIM_TOKEN", "t0ken")
 	for _, existing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("existing=%v", existing), func(t *testing.T) {

@@ -71,6 +71,7 @@ type Client struct {
 	secrets *strings.Replacer
 	pace    *throttle
 	observe RequestObserver // WithObserver; nil: none
+	spc     discovered      // Discover's answer, read once (discovery.go)
 }
 
 // NewClient validates cfg and returns a Client for it. TLS certificates are verified unless

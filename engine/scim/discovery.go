@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -122,11 +124,37 @@ func (c ServiceProviderConfig) String() string {
 	return b.String()
 }
 
+// discovered keeps a Client's ServiceProviderConfig once read.
+type discovered struct {
+	mu  sync.Mutex
+	cfg *ServiceProviderConfig
+}
+
 // Discover reads the service's /ServiceProviderConfig. It never fails: a
 // service that does not serve it (404, 501), answers with something else
 // than the document, or cannot be reached gives the unknown config, with
 // Problem saying why (for a log line). Only ctx stops it early.
+//
+// The answer is kept for the Client's life and given again without a
+// request: a resync asks twice (the listing's page size, the Bulk plan)
+// and a service's configuration does not change within one command. Only
+// a document read, or a service's definite 4xx (it does not serve one),
+// is kept; an unreachable service or a 5xx is asked again next time.
 func (c *Client) Discover(ctx context.Context) ServiceProviderConfig {
+	c.spc.mu.Lock()
+	defer c.spc.mu.Unlock()
+	if c.spc.cfg != nil {
+		return *c.spc.cfg
+	}
+	cfg := c.discover(ctx)
+	var se *Error
+	if cfg.Read || errors.As(cfg.Problem, &se) && se.Status >= 400 && se.Status < 500 && se.Status != http.StatusTooManyRequests {
+		c.spc.cfg = &cfg
+	}
+	return cfg
+}
+
+func (c *Client) discover(ctx context.Context) ServiceProviderConfig {
 	body, err := c.Get(ctx, "/ServiceProviderConfig")
 	if err != nil {
 		return ServiceProviderConfig{Problem: err}

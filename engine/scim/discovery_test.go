@@ -2,6 +2,7 @@ package scim
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -120,5 +121,52 @@ func TestDiscoverRealServer(t *testing.T) {
 	}
 	if s := got.String(); !strings.Contains(s, "bulk=yes(maxOperations=1000 maxPayloadSize=1048576)") {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestDiscoverOnce: a Client reads the ServiceProviderConfig once and
+// answers later calls from it (a resync asks for the listing and for the
+// Bulk plan); a 404 (the service serves none) is kept as unknown, while a
+// 503 (the service could not say) is asked again.
+func TestDiscoverOnce(t *testing.T) {
+	env := scimtest.Server(t)
+	tests := []struct {
+		name     string
+		fault    int  // status of the first answer; 0: none
+		firstOK  bool // the first call reads the document
+		requests int  // GET /ServiceProviderConfig sent over three calls
+	}{
+		{"read once", 0, true, 1},
+		{"404 kept", 404, false, 1},
+		{"503 asked again", 503, false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ua := scimtest.UserAgent(t)
+			c, err := NewClient(Config{URL: env.URL, Auth: AuthBearer, Token: secret.New(env.Token), UserAgent: ua, MaxAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.fault != 0 {
+				env.Fault(t, scimtest.Fault{Status: tt.fault, Method: "GET", Path: "/ServiceProviderConfig", UserAgent: ua})
+			}
+			var reads []bool
+			for i := 0; i < 3; i++ {
+				reads = append(reads, c.Discover(context.Background()).Read)
+			}
+			last := tt.firstOK || tt.fault == 503
+			if want := []bool{tt.firstOK, last, last}; fmt.Sprint(reads) != fmt.Sprint(want) {
+				t.Errorf("Read over three calls %v, want %v", reads, want)
+			}
+			n := 0
+			for _, q := range env.Requests(t, ua) {
+				if q.Path == "/ServiceProviderConfig" {
+					n++
+				}
+			}
+			if n != tt.requests {
+				t.Errorf("%d requests, want %d", n, tt.requests)
+			}
+		})
 	}
 }

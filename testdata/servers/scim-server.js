@@ -36,11 +36,21 @@
 //   SCIM_BULK_MAX_OPERATIONS / SCIM_BULK_MAX_PAYLOAD  the bulk.maxOperations and maxPayloadSize (bytes)
 //                        advertised and enforced (413 beyond them; default SCIMMY's 1000 and 1048576)
 //
+// Every check and capture of this file (unknown attributes, member references, userName
+// uniqueness, refused passwords, strict mode, /_control/passwords) applies to each operation of a
+// POST /Bulk exactly as to the same request sent alone: that operation alone fails, with the same
+// status and scimType (see guardWrites).
+//
 // /_control API (no auth, loopback only; on every listener):
-//   GET    /_control/health                -> 200 {"ok":true,"pid":N,...counts} (pid: start-scim.sh checks it
-//                                             is its own server that answers, not another on a port it lost)
+//   GET    /_control/health                -> 200 {"ok":true,"pid":N,...counts,"bulkChecks":true} (pid: start-scim.sh
+//                                             checks it is its own server that answers, not another on a port it
+//                                             lost; bulkChecks: the checks below see into POST /Bulk)
 //   GET    /_control/requests              -> [{seq,time,method,path,query,body,status,ms,userAgent,scheme}, ...]
 //                                             (?userAgent=X keeps only requests sent with that User-Agent)
+//                                             One entry per HTTP request: a POST /Bulk is one entry whose
+//                                             body is the BulkRequest (passwords withheld) and whose
+//                                             operations lists [{method,path,bulkId,status,scimType,location}],
+//                                             each operation's outcome
 //   DELETE /_control/requests              -> clears the request log
 //   POST   /_control/faults  {"status":429,"count":2,"retryAfter":1,"method":"PATCH","path":"/Users",
 //                             "userAgent":"x","delayMs":0,"drop":false,"body":"...","contentType":"text/html"}
@@ -59,20 +69,23 @@
 //                                             User-Agent (or all): they get 401 from then on
 //   POST   /_control/strict {"userAgent":"x","rejectFilteredPaths":true,"scimType":"invalidPath"}
 //          -> strict mode, like real services that implement less of RFC 7644 §3.5.2: from then on
-//             a PATCH sent with that User-Agent (or, without userAgent, any PATCH) whose operations
-//             include a path with a value filter (emails[type eq "other"], emails[type eq "work"].value,
-//             members[value eq "id"]) is answered 400 with that scimType (default invalidPath; ""
-//             for none, "noTarget" and "invalidFilter" as other services answer) and is not applied.
+//             a PATCH (alone or in a POST /Bulk) sent with that User-Agent (or, without userAgent,
+//             any PATCH) whose operations include a path with a value filter (emails[type eq
+//             "other"], emails[type eq "work"].value, members[value eq "id"]) is answered 400 with
+//             that scimType (default invalidPath; "" for none, "noTarget" and "invalidFilter" as
+//             other services answer) and is not applied.
 //             "rejectFilteredPaths":false turns it off again. GET lists the settings; DELETE clears
 //             them (?userAgent=X: only that User-Agent's).
 //   GET    /_control/passwords?userAgent=X -> [{id,userName,password,method,time}]: the last password
-//             each User received (POST or PUT body, PATCH replace/add of password) in a request
-//             with that User-Agent and answered 2xx, for password sync tests. Passwords are kept
+//             each User received (POST or PUT body, PATCH replace/add of password, alone or as an
+//             operation of a POST /Bulk) in a request with that User-Agent and carried out, for
+//             password sync tests (method: the operation's, never "Bulk"). Passwords are kept
 //             here only: the request log shows each as "(withheld)", and nothing prints them.
 //   POST   /_control/passwords/refuse {"userAgent":"x","status":400,"scimType":"mutability"}
-//             -> a request with that User-Agent that carries a password is refused so, as by a
-//             service that does not accept password writes; DELETE /_control/passwords/refuse
-//             (?userAgent=X) ends it.
+//             -> a request with that User-Agent that carries a password (or a Bulk operation that
+//             does) is refused so, as by a service that does not accept password writes; DELETE
+//             /_control/passwords/refuse (?userAgent=X) ends it. A status and scimType that RFC 7644
+//             §3.12 does not pair (SCIMMY could not answer with them) are refused with 400.
 //   POST   /_control/bulk {"supported":true,"maxOperations":10,"maxPayloadSize":4096}
 //          -> sets what /ServiceProviderConfig advertises for bulk and what POST /Bulk enforces
 //             (413 over either limit; 501 when not supported), for the whole server: use it on a
@@ -303,6 +316,41 @@ SCIMMY.Resources.declare(SCIMMY.Resources.Group)
   .degress(degressFor("Groups"));
 readPaged(SCIMMY.Resources.User);
 readPaged(SCIMMY.Resources.Group);
+guardWrites(SCIMMY.Resources.User, "Users");
+guardWrites(SCIMMY.Resources.Group, "Groups");
+
+// guardWrites puts the test server's own checks and captures on a SCIMMY resource class's write
+// (POST, PUT) and patch (PATCH): unknown attributes (SCIM_STRICT_ATTRS), refused passwords
+// (/_control/passwords/refuse), strict mode's value-filtered PATCH paths (/_control/strict), and
+// the capture of each password a User received (/_control/passwords). scimmy-routers calls these
+// methods for a single request and SCIMMY's BulkRequest for each operation of a POST /Bulk, so a
+// Bulk operation is checked and captured exactly as the same request sent alone, and fails on its
+// own with the status and scimType that request would get (the ingress handler's 409 uniqueness
+// and 400 member checks already run for both). ctx is the router's context (userAgent: the
+// request's, the Bulk request's for its operations). A PATCH's own write of the patched resource
+// is not checked again: it holds the stored resource, password included, not what was sent.
+function guardWrites(Resource, kind) {
+  const { write, patch } = Resource.prototype;
+  const inPatch = Symbol("inPatch");
+  Resource.prototype.write = async function guardedWrite(instance, ctx) {
+    if (ctx?.[inPatch]) return write.call(this, instance, ctx);
+    const method = this.id ? "PUT" : "POST";
+    assertKnownAttributes(kind, instance);
+    const pw = kind === "Users" ? passwordIn(method, instance) : undefined;
+    if (pw !== undefined) assertPasswordTaken(ctx);
+    const out = await write.call(this, instance, ctx);
+    if (pw !== undefined) recordPassword(out?.id ?? this.id, pw, method, ctx);
+    return out;
+  };
+  Resource.prototype.patch = async function guardedPatch(message, ctx) {
+    const pw = kind === "Users" ? passwordIn("PATCH", message) : undefined;
+    if (pw !== undefined) assertPasswordTaken(ctx);
+    assertPatchPaths(message, ctx);
+    const out = await patch.call(this, message, { ...ctx, [inPatch]: true });
+    if (pw !== undefined) recordPassword(this.id, pw, "PATCH", ctx);
+    return out;
+  };
+}
 
 // Names (lower-cased) allowed at each level of a resource body, from SCIMMY's own definitions.
 function allowedNames(definition) {
@@ -328,18 +376,15 @@ function unknownAttributes(body, allowed, prefix = "") {
   }
   return bad;
 }
-function strictAttrsCheck(req, res, next) {
-  if (!STRICT_ATTRS || !["POST", "PUT"].includes(req.method)) return next();
-  // POST /Users/.search is a SearchRequest, not a resource body (the harness copy checked it too)
-  const m = req.path.match(/^\/(Users|Groups)(\/(?!\.search\/?$)[^/]+)?\/?$/);
-  if (!m || !req.body || typeof req.body !== "object") return next();
-  const res_ = m[1] === "Users" ? SCIMMY.Resources.User : SCIMMY.Resources.Group;
-  const bad = unknownAttributes(req.body, allowedNames(res_.schema.definition));
-  if (!bad.length) return next();
-  res.status(400).type("application/scim+json").send(JSON.stringify({
-    schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "400", scimType: "invalidSyntax",
-    detail: `unknown attribute(s) for ${m[1]}: ${bad.join(", ")} (scim-server.js SCIM_STRICT_ATTRS)`,
-  }));
+// assertKnownAttributes refuses a POST or PUT body (single, or a Bulk operation's data) that holds
+// attributes the resource type does not define, as 400 invalidSyntax (SCIM_STRICT_ATTRS).
+function assertKnownAttributes(kind, body) {
+  if (!STRICT_ATTRS || !body || typeof body !== "object") return;
+  const Resource = kind === "Users" ? SCIMMY.Resources.User : SCIMMY.Resources.Group;
+  const bad = unknownAttributes(body, allowedNames(Resource.schema.definition));
+  if (bad.length) {
+    throw scimError(400, "invalidSyntax", `unknown attribute(s) for ${kind}: ${bad.join(", ")} (scim-server.js SCIM_STRICT_ATTRS)`);
+  }
 }
 
 function authenticate(req) {
@@ -365,7 +410,8 @@ app.disable("x-powered-by");
 const control = express.Router();
 control.use(express.json());
 control.get("/health", (req, res) =>
-  res.json({ ok: true, pid: process.pid, users: store.Users.size, groups: store.Groups.size, requests: requestLog.length }));
+  res.json({ ok: true, pid: process.pid, users: store.Users.size, groups: store.Groups.size, requests: requestLog.length,
+    bulkChecks: true }));
 control.get("/requests", (req, res) =>
   res.json(requestLog.filter((e) => req.query.userAgent === undefined || e.userAgent === req.query.userAgent)));
 control.delete("/requests", (req, res) => { requestLog = []; res.status(204).end(); });
@@ -380,6 +426,7 @@ control.get("/strict", (req, res) => res.json(Object.fromEntries(strict)));
 control.post("/strict", (req, res) => {
   const scimType = req.body?.scimType ?? "invalidPath";
   if (typeof scimType !== "string") return res.status(400).json({ error: "scimType must be a string" });
+  if (!scimErrorRenders(400, scimType)) return res.status(400).json({ error: `scimType ${JSON.stringify(scimType)} cannot go with a 400 (RFC 7644 §3.12)` });
   const s = { rejectFilteredPaths: req.body?.rejectFilteredPaths === true, scimType };
   strict.set(String(req.body?.userAgent ?? ""), s);
   res.status(201).json(s);
@@ -394,6 +441,9 @@ control.get("/passwords", (req, res) => res.json([...passwords.values()]
   .map(({ id, userName, password, method, time }) => ({ id, userName, password, method, time }))));
 control.post("/passwords/refuse", (req, res) => {
   const r = { status: Number(req.body?.status ?? 400), scimType: String(req.body?.scimType ?? "mutability") };
+  if (!scimErrorRenders(r.status, r.scimType)) {
+    return res.status(400).json({ error: `status ${r.status} with scimType ${JSON.stringify(r.scimType)} is not a SCIM error (RFC 7644 §3.12)` });
+  }
   refusePasswords.set(String(req.body?.userAgent ?? ""), r);
   res.status(201).json(r);
 });
@@ -478,6 +528,17 @@ app.use(BASE, async (req, res, next) => {
     userAgent: req.header("User-Agent") || "", scheme: req.socket.encrypted ? "https" : "http",
     ...(LOG_BODIES && req.body && Object.keys(req.body).length ? { body: withholdPasswords(req.body) } : {}),
   };
+  if (req.method === "POST" && /^\/Bulk\/?$/.test(req.path)) {
+    // One entry per HTTP request, as for every other request (request counts stay counts of
+    // what went over the wire); its body is the BulkRequest (passwords withheld as anywhere),
+    // and operations tells each operation's outcome, as its own request's entry would.
+    const send = res.send.bind(res);
+    res.send = (answer) => {
+      const ops = bulkOutcomes(req.body, answer);
+      if (ops) entry.operations = ops;
+      return send(answer);
+    };
+  }
   const t0 = process.hrtime.bigint();
   res.on("finish", () => {
     entry.status = res.statusCode;
@@ -511,8 +572,26 @@ app.use(BASE, async (req, res, next) => {
   next();
 });
 
-app.use(BASE, strictAttrsCheck);
-app.use(BASE, passwordCapture);
+// bulkOutcomes lists, for the request log, each operation of a BulkRequest with its outcome from
+// the BulkResponse (matched by bulkId, else by position): [{method, path, bulkId, status,
+// scimType, location}]. undefined when the answer is not a BulkResponse.
+function bulkOutcomes(request, answer) {
+  let doc;
+  try { doc = typeof answer === "string" ? JSON.parse(answer) : plain(answer); } catch { return undefined; }
+  if (!Array.isArray(doc?.Operations)) return undefined;
+  const byBulkId = new Map(doc.Operations.filter((r) => typeof r?.bulkId === "string").map((r) => [r.bulkId, r]));
+  const ops = Array.isArray(request?.Operations) ? request.Operations : [];
+  return ops.map((op, i) => {
+    const r = typeof op?.bulkId === "string" ? byBulkId.get(op.bulkId) : doc.Operations[i];
+    return {
+      method: op?.method, path: op?.path,
+      ...(typeof op?.bulkId === "string" ? { bulkId: op.bulkId } : {}),
+      status: Number(r?.status) || 0,
+      ...(r?.response?.scimType ? { scimType: r.response.scimType } : {}),
+      ...(r?.location ? { location: r.location } : {}),
+    };
+  });
+}
 
 // ---- password sync (test-only) -----------------------------------------------------------------
 const USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -555,47 +634,46 @@ function withholdPasswords(v, hide = false) {
   return hide && typeof v === "string" ? "(withheld)" : v;
 }
 
-// passwordCapture refuses passwords for a User-Agent told to (POST /_control/passwords/refuse),
-// and records the password of each User request answered 2xx.
-function passwordCapture(req, res, next) {
-  const m = /^\/Users(?:\/([^/]+))?\/?$/.exec(req.path);
-  const pw = m ? passwordIn(req.method, req.body) : undefined;
-  if (pw === undefined) return next();
-  const userAgent = req.header("User-Agent") || "";
-  const refuse = refusePasswords.get(userAgent) ?? refusePasswords.get("");
+// assertPasswordTaken refuses a write that carries a password when the request's User-Agent was
+// told to (POST /_control/passwords/refuse), before anything is applied.
+function assertPasswordTaken(ctx) {
+  const refuse = refusePasswords.get(ctx?.userAgent ?? "") ?? refusePasswords.get("");
   if (refuse) {
-    return res.status(refuse.status).type("application/scim+json").send(JSON.stringify({
-      schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: String(refuse.status),
-      ...(refuse.scimType ? { scimType: refuse.scimType } : {}),
-      detail: "password writes are not accepted (scim-server.js /_control/passwords/refuse)",
-    }));
+    throw scimError(refuse.status, refuse.scimType || null,
+      "password writes are not accepted (scim-server.js /_control/passwords/refuse)");
   }
-  res.on("finish", () => {
-    if (res.statusCode < 200 || res.statusCode > 299) return;
-    const id = m[1] ? decodeURIComponent(m[1]) : userNameIndex.get(String(req.body?.userName ?? "").toLowerCase());
-    if (id === undefined) return;
-    const userName = store.Users.get(id)?.userName;
-    passwords.set(id, { id, userName, password: pw, method: req.method, time: now(), userAgent });
-  });
-  next();
+}
+
+// recordPassword keeps the password a write carried once the write succeeded (GET /_control/passwords).
+function recordPassword(id, password, method, ctx) {
+  if (id === undefined) return;
+  const userName = store.Users.get(id)?.userName;
+  passwords.set(id, { id, userName, password, method, time: now(), userAgent: ctx?.userAgent ?? "" });
 }
 
 // Strict mode: refuse PATCH paths with a value filter (a valuePath, RFC 7644 §3.5.2 "path" ABNF:
 // the only place a "[" can appear), as some real services do, before SCIMMY applies anything.
-function strictPatchCheck(req, res, next) {
-  if (req.method !== "PATCH") return next();
-  const s = strict.get(req.header("User-Agent") || "") ?? strict.get("");
-  if (!s?.rejectFilteredPaths) return next();
-  const ops = Array.isArray(req.body?.Operations) ? req.body.Operations : [];
-  const bad = ops.find((op) => typeof op?.path === "string" && op.path.includes("["));
-  if (!bad) return next();
-  res.status(400).type("application/scim+json").send(JSON.stringify({
-    schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "400",
-    ...(s.scimType ? { scimType: s.scimType } : {}),
-    detail: "value filters in PATCH paths are not supported (scim-server.js strict mode: rejectFilteredPaths)",
-  }));
+function assertPatchPaths(message, ctx) {
+  const s = strict.get(ctx?.userAgent ?? "") ?? strict.get("");
+  if (!s?.rejectFilteredPaths) return;
+  const ops = Array.isArray(message?.Operations) ? message.Operations : [];
+  if (ops.some((op) => typeof op?.path === "string" && op.path.includes("["))) {
+    throw scimError(400, s.scimType || null,
+      "value filters in PATCH paths are not supported (scim-server.js strict mode: rejectFilteredPaths)");
+  }
 }
-app.use(BASE, strictPatchCheck);
+
+// scimErrorRenders reports whether SCIMMY can send status with scimType as a SCIM error (RFC 7644
+// §3.12 pairs them; SCIMMY refuses any other pair with a TypeError, which would turn a refusal
+// into a 500). /_control refuses settings it could not answer with.
+function scimErrorRenders(status, scimType) {
+  try {
+    new SCIMMY.Messages.Error({ status, scimType: scimType || undefined, detail: "x" });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 // RFC 7644 §3.1: a 201 carries the new resource's URI in Location; scimmy-routers does not set
 // it, so copy meta.location into the header (and the version into ETag) on the way out.
@@ -629,7 +707,12 @@ app.use(BASE, new SCIMMYRouters({
   docUri: "https://example.invalid/scimsync-test-harness",
   handler: authenticate,
   // the root /.search reads every resource type whole and pages the merged list itself
-  context: (req) => ({ rootSearch: req.originalUrl.split("?")[0].replace(/\/$/, "") === `${BASE}/.search` }),
+  // userAgent: for the checks and captures of guardWrites, which see a Bulk request's operations
+  // one by one with the context of the request that carried them
+  context: (req) => ({
+    rootSearch: req.originalUrl.split("?")[0].replace(/\/$/, "") === `${BASE}/.search`,
+    userAgent: req.header("User-Agent") || "",
+  }),
   // absolute meta.location values (scimmy-routers accepts http:// and https:// here)
   baseUri: (req) => `${req.socket.encrypted ? "https" : "http"}://${HOST}:${req.socket.localPort}`,
 }));

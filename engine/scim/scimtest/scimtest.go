@@ -164,6 +164,9 @@ type Request struct {
 	UserAgent string          `json:"userAgent"`
 	Scheme    string          `json:"scheme"` // http or https
 	Fault     bool            `json:"fault"`  // a fault rule matched
+	// Operations is, for a POST /Bulk, each operation's outcome (bulk.go);
+	// its Body is the whole BulkRequest, passwords withheld.
+	Operations []BulkOutcome `json:"operations,omitempty"`
 }
 
 // Requests returns the logged SCIM requests sent with userAgent, oldest first.
