@@ -20,6 +20,7 @@ import (
 	"github.com/tidwall/pretty"
 
 	"github.com/scimsync/scimsync/engine"
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source"
@@ -250,7 +251,9 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				return
 			}
 			prog.clear()
-			fmt.Fprintf(stderr, "failed: %s: %v\n", dn, err)
+			// The DN escaped: one with a line break in it (LDAP allows
+			// any character in a value) must not forge a second line.
+			fmt.Fprintf(stderr, "failed: %s: %v\n", logsafe.Escape(dn), err)
 			if failedW != nil {
 				_ = engine.WriteDN(failedW, dn, err.Error())
 			}

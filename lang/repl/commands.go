@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/pretty"
 
 	"github.com/scimsync/scimsync/builtins"
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/engine/source"
@@ -612,7 +613,7 @@ func (r *REPL) eval(text string) error {
 		var ee *lang.EvalError
 		if errors.As(err, &ee) {
 			src := lang.NewSource(inputName, text)
-			d := &lang.Diagnostic{Pos: src.Pos(ee.Pos.Offset), Msg: ee.Msg}
+			d := &lang.Diagnostic{Pos: src.Pos(ee.Pos.Offset), Msg: logsafe.Text(ee.Msg)}
 			d.Render(r.out, src)
 			return errors.New(d.Error())
 		}
@@ -627,7 +628,7 @@ func (r *REPL) eval(text string) error {
 func (r *REPL) evalFailed(err error) error {
 	var ee *lang.EvalError
 	if errors.As(err, &ee) && r.p != nil && ee.Pos.File == r.p.Script().Name {
-		d, src := r.relocate(&lang.Diagnostic{Pos: ee.Pos, Msg: ee.What + ": " + ee.Msg})
+		d, src := r.relocate(&lang.Diagnostic{Pos: ee.Pos, Msg: ee.What + ": " + logsafe.Text(ee.Msg)})
 		if src == nil {
 			src = r.p.Script()
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/scimsync/scimsync/engine/logsafe"
 	"github.com/scimsync/scimsync/engine/secret"
 	"github.com/scimsync/scimsync/lang"
 )
@@ -284,7 +285,7 @@ func jsonValue(v any) any {
 func (r *REPL) oneLine(err error) string {
 	var ee *lang.EvalError
 	if errors.As(err, &ee) && r.p != nil && ee.Pos.File == r.p.Script().Name {
-		d, _ := r.relocate(&lang.Diagnostic{Pos: ee.Pos, Msg: ee.What + ": " + ee.Msg})
+		d, _ := r.relocate(&lang.Diagnostic{Pos: ee.Pos, Msg: ee.What + ": " + logsafe.Text(ee.Msg)})
 		return d.Error()
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ")
