@@ -249,11 +249,18 @@ func TestRunDirectoryRestartWhileReadingMembers(t *testing.T) {
 	}
 	var once sync.Once
 	restarted := make(chan struct{})
+	// slapd may send the change to the run before it answers the add: the
+	// directory stops only once the test's add has its answer.
+	added := make(chan struct{})
 	r.tune = func(rn *Runner) {
 		rn.MaxBackoff = time.Second
 		read := rn.Entry
 		rn.Entry = func(ctx context.Context, dn string) (*lang.Entry, error) {
 			once.Do(func() {
+				select {
+				case <-added:
+				case <-time.After(10 * time.Second):
+				}
 				priv.Stop(t)
 				go func() {
 					defer close(restarted)
@@ -267,6 +274,7 @@ func TestRunDirectoryRestartWhileReadingMembers(t *testing.T) {
 	r.start()
 	gName := prefix + "-g"
 	ldapAddGroup(t, c, srv, gName, aDN, bDN)
+	close(added)
 	select {
 	case <-restarted:
 	case <-time.After(30 * time.Second):
