@@ -188,7 +188,7 @@ func failedDNs(failed map[string]error) string {
 // create per entry (in 2 or 3 Bulk requests: the service advertises Bulk)
 // plus those and the two lookups the nested group costs (asked a second
 // time, a question goes to the service); where some entries differ, one
-// PATCH each and no lookup. The SCIM state after each round is the same
+// PATCH each (the users' in one Bulk request) and no lookup. The SCIM state after each round is the same
 // as the per-entry path's (lookups, no listing) on the same directory,
 // and the per-entry path keeps its own request counts. The client reads
 // the service configuration once, for the listing and the Bulk plan both
@@ -223,7 +223,8 @@ func TestResyncListing(t *testing.T) {
 		// "half" waits for "inner" in a later pass.
 		{"into an empty service", dir, [2]int{entries + 2, 2 + 2}, [2]int{entries, entries}, [2]int{2, 3}},
 		{"nothing differs", dir, [2]int{entries + 1, 2}, [2]int{0, 0}, [2]int{0, 0}},
-		{"some entries differ", dir2, [2]int{entries + 1, 2}, [2]int{4, 4}, [2]int{4, 4}},
+		// The 3 users' PATCHes in one BulkRequest, the group's alone.
+		{"some entries differ", dir2, [2]int{entries + 1, 2}, [2]int{4, 4}, [2]int{2, 2}},
 	}
 	states := [2][]string{}
 	spc := 0 // the ServiceProviderConfig reads (a reset empties the log)

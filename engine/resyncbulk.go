@@ -29,8 +29,8 @@ const (
 	DefaultBulkMaxPayload    = 1 << 20
 )
 
-// BulkPlan is how a resync sends its creates: in RFC 7644 §3.7
-// BulkRequests within Limits when On, one POST each otherwise.
+// BulkPlan is how a resync sends its creates and updates: in RFC 7644
+// §3.7 BulkRequests within Limits when On, one request each otherwise.
 type BulkPlan struct {
 	On     bool
 	Limits scim.BulkLimits
@@ -83,29 +83,45 @@ func firstPositive(v ...int) int {
 	return 0
 }
 
-// bulkOp is one create queued for a BulkRequest: what the worker that
-// evaluated the entry knew, kept beyond the evaluator's next change (a
-// lang.Result is not: its evaluator reuses it).
+// bulkOp is one create or update queued for a BulkRequest: what the
+// worker that evaluated the entry knew, kept beyond the evaluator's next
+// change (a lang.Result is not: its evaluator reuses it).
 type bulkOp struct {
 	e       *lang.Entry
 	class   string
 	ep      *lang.Endpoint
-	body    []byte   // the resource, as created
+	body    []byte   // a create's resource; an update's PatchOp body
 	filter  string   // the class's lookup filter
-	filters []string // what finds it if the request's outcome is unknown (Destination.identifying)
+	filters []string // what finds a create if the request's outcome is unknown (Destination.identifying)
 	bulkID  string
 	deps    []bulkDep // the ops its body refers to by bulkId ("bulkId:…" members)
 	secrets []string  // dry run: the values to withhold from the display
+	// An update (resyncbulkupdate.go) sets id, the resource's, and keeps
+	// what the single-request path needs if it must take over.
+	id       string
+	current  []byte   // the resource as looked up
+	desired  []byte   // the resource as the update makes it (the listing's bookkeeping)
+	attrs    []string // the attributes the PATCH changes, and its operations (the sync log)
+	patchOps int
 }
 
 // bulkDep is an op referred to by bulkId: its bulkId and its entry's DN.
 type bulkDep struct{ id, dn string }
 
 func (op *bulkOp) operation() scim.BulkOperation {
+	if op.update() {
+		// No bulkId: RFC 7644 §3.7 asks for one on POST only, and services
+		// answer a PATCH's by position (SCIMMY does not echo one).
+		return scim.BulkOperation{Method: http.MethodPatch, Path: resourcePath(op.ep.Path, op.id), Data: op.body}
+	}
 	return scim.BulkOperation{Method: http.MethodPost, Path: op.ep.Path, BulkID: op.bulkID, Data: op.body}
 }
 
-// bulkSender queues a resync's creates and sends them in BulkRequests.
+// update reports whether op is a PATCH of an existing resource.
+func (op *bulkOp) update() bool { return op.id != "" }
+
+// bulkSender queues a resync's creates, and its updates that are one
+// PATCH (resyncbulkupdate.go), and sends them in BulkRequests.
 // Each operation's outcome is handled on its own, exactly as the answer to
 // a single POST would be: counted, reported to ResyncOptions.Applied (the
 // id map) and told to the reference resolver, or failed alone.
@@ -128,6 +144,7 @@ type bulkSender struct {
 	inflight sync.WaitGroup
 	sem      chan struct{} // bounds the BulkRequests in flight
 	off      atomic.Bool   // the service refused POST /Bulk itself: single requests from then on
+	noPatch  atomic.Bool   // the service refused a PATCH in a BulkRequest as a method: updates go alone
 
 	createdMu sync.Mutex
 	created   map[string]string // bulkId -> the id of the resource it made
@@ -138,11 +155,12 @@ func newBulkSender(p *lang.Pipe, d *Destination, plan BulkPlan, st *Stats, opts 
 		sem: make(chan struct{}, max(1, workers)), created: map[string]string{}}
 }
 
-// apply handles one evaluated entry: an existing resource is updated at
-// once, a missing one is queued for a BulkRequest (queued true: its
-// outcome is reported when the request is answered). What Bulk cannot
-// carry (deletes, a group over the member cap, a resource larger than
-// maxPayloadSize alone) goes through Destination.Apply.
+// apply handles one evaluated entry: a missing resource is queued for a
+// BulkRequest, and so is an existing one's update when it is one PATCH
+// body in the filter form (updateOp; queued true: its outcome is
+// reported when the request is answered). What Bulk does not carry
+// (deletes, other updates, a group over the member cap, a resource larger
+// than maxPayloadSize alone) goes through Destination.Apply or ApplyFound.
 func (b *bulkSender) apply(ctx context.Context, e *lang.Entry, res *lang.Result) (a Applied, queued bool, err error) {
 	if res.OutOfScope || res.Change.Type == lang.Delete || b.off.Load() {
 		a, err = b.d.Apply(ctx, res, "", b.opts.Refs)
@@ -153,6 +171,12 @@ func (b *bulkSender) apply(ctx context.Context, e *lang.Entry, res *lang.Result)
 		return Applied{Endpoint: res.Endpoint}, false, err
 	}
 	if current != nil {
+		if op := b.updateOp(e, res, id, current); op != nil {
+			if err := b.enqueue(ctx, op); err != nil {
+				return Applied{Endpoint: res.Endpoint}, false, err
+			}
+			return Applied{}, true, nil
+		}
 		a, err = b.d.ApplyFound(ctx, res, id, current, b.opts.Refs)
 		return a, false, err
 	}
@@ -244,7 +268,9 @@ func (b *bulkSender) enqueue(ctx context.Context, op *bulkOp) error {
 	}
 	b.open.Add(o)
 	b.openOps = append(b.openOps, op)
-	b.pending[source.NormalizeDN(op.e.DN)] = op
+	if !op.update() {
+		b.pending[source.NormalizeDN(op.e.DN)] = op // references to it become bulkIds
+	}
 	if b.plan.Limits.MaxOperations > 0 && b.open.Len() >= b.plan.Limits.MaxOperations {
 		b.flushLocked(ctx)
 	}
@@ -294,8 +320,16 @@ func (b *bulkSender) finish(ctx context.Context) {
 }
 
 // send sends ops as one BulkRequest (attempt counts the tries of these
-// creates) and settles each operation's outcome.
+// operations) and settles each operation's outcome: the creates' here, the
+// updates' in settleUpdates (resyncbulkupdate.go).
 func (b *bulkSender) send(ctx context.Context, ops []*bulkOp, attempt int) {
+	if len(ops) == 1 && ops[0].update() {
+		// A BulkRequest of one PATCH costs the round trip the PATCH alone
+		// does, and the single path keeps more (the patchFilters fallback,
+		// the shadow from the answer): it goes alone.
+		b.single(ctx, ops[0])
+		return
+	}
 	batch := scim.NewBulkBatch(scim.BulkLimits{})
 	var shown []string
 	for _, op := range ops {
@@ -310,6 +344,10 @@ func (b *bulkSender) send(ctx context.Context, ops []*bulkOp, attempt int) {
 		}
 		b.d.DryRun(http.MethodPost, "/Bulk", body)
 		for _, op := range ops {
+			if op.update() {
+				b.done(op, op.updated())
+				continue
+			}
 			b.done(op, Applied{Outcome: Created, Endpoint: op.ep, ID: dryRunID, Attributes: bodyAttributes(op.body)})
 		}
 		return
@@ -320,11 +358,20 @@ func (b *bulkSender) send(ctx context.Context, ops []*bulkOp, attempt int) {
 		}
 		return
 	}
+	// From here each update may be written: its shadow is held (and
+	// dropped when the request ends) and its listed copy no longer answers.
+	shadows := b.beginUpdates(ops)
 	results, err := b.d.Client.SendBulk(ctx, batch)
 	if err != nil {
+		endShadows(shadows, func(int) error { return err })
 		b.requestFailed(ctx, ops, attempt, err)
 		return
 	}
+	endShadows(shadows, func(i int) error { return updateResult(ops[i], results[i]) })
+	// The creates first: an update the single path must take over may refer
+	// to a resource the same request created.
+	ups, upResults := takeUpdates(&ops, &results)
+	defer b.settleUpdates(ctx, ups, upResults)
 	// The service answered the request as a whole: what it did is done,
 	// and a lookup now sees it. An operation it failed with a 5xx or a
 	// 429, or left out of its answer, is looked up, then sent again if
@@ -393,9 +440,9 @@ func (b *bulkSender) requestFailed(ctx context.Context, ops []*bulkOp, attempt i
 		b.send(ctx, ops[len(ops)/2:], attempt)
 	case isErr && se.Status >= 400 && se.Status < 500 && se.Status != http.StatusTooManyRequests:
 		// Refused whole (401, 403, 400, a lone op too large): nothing was
-		// carried out, and each create fails for that reason.
+		// carried out, and each create and update fails for that reason.
 		for _, op := range ops {
-			b.fail(op, fmt.Errorf("create at %s: %w", op.ep.Path, err))
+			b.fail(op, op.failed(err))
 		}
 	case isErr && se.Status == http.StatusTooManyRequests:
 		// Refused before any work, after the client's own resends: try
@@ -413,10 +460,13 @@ func (b *bulkSender) requestFailed(ctx context.Context, ops []*bulkOp, attempt i
 		// create sent again could make a second resource: those fail, to
 		// be looked up again by the next resync, as a single create's
 		// unknown outcome does.
+		serviceAnswered := isErr && se.Status >= 500 && se.Status != http.StatusBadGateway && se.Status != http.StatusGatewayTimeout
+		ups, _ := takeUpdates(&ops, nil)
 		for _, op := range ops {
 			b.wrote(op, "")
 		}
-		b.settle(ctx, ops, attempt, err, isErr && se.Status >= 500 && se.Status != http.StatusBadGateway && se.Status != http.StatusGatewayTimeout)
+		b.settle(ctx, ops, attempt, err, serviceAnswered)
+		b.unknownUpdates(ctx, ups, err, serviceAnswered)
 	}
 }
 
@@ -451,7 +501,7 @@ func (b *bulkSender) again(ctx context.Context, ops []*bulkOp, attempt int, caus
 	}
 	if attempt >= b.d.Client.MaxAttempts() {
 		for _, op := range ops {
-			b.fail(op, fmt.Errorf("create at %s (it may have been carried out; it is looked up before being sent again): %w", op.ep.Path, cause))
+			b.fail(op, op.unsent(cause))
 		}
 		return
 	}
@@ -467,7 +517,7 @@ func (b *bulkSender) again(ctx context.Context, ops []*bulkOp, attempt int, caus
 	}
 	if err := b.d.Client.Backoff(ctx, attempt, cause); err != nil {
 		for _, op := range keep {
-			b.fail(op, fmt.Errorf("create at %s (it may have been carried out; it is looked up before being sent again): %w", op.ep.Path, cause))
+			b.fail(op, op.unsent(cause))
 		}
 		return
 	}
@@ -552,8 +602,13 @@ func (b *bulkSender) adopt(ctx context.Context, op *bulkOp, id string, cur []byt
 	b.done(op, a)
 }
 
-// single applies op's entry by the single-request path.
+// single applies op's entry by the single-request path: nothing of op was
+// carried out (the service refused POST /Bulk, or a create met a 409).
 func (b *bulkSender) single(ctx context.Context, op *bulkOp) {
+	if op.update() {
+		b.singleUpdate(ctx, op, false)
+		return
+	}
 	res, err := b.eval(op)
 	if err != nil {
 		b.fail(op, err)

@@ -72,8 +72,9 @@
 // every entry up, as `resync --no-list` does, for a service whose listing
 // is slow or wrong; the flag wins when given);
 // bulk ("auto", the default: resync sends its creates, and its updates
-// that are one PATCH, in RFC 7644 §3.7 Bulk requests when the service's /ServiceProviderConfig, read once at
-// the start, advertises bulk; "on": even when it does not say so, for a
+// that are one PATCH, in RFC 7644 §3.7 Bulk requests when the service's
+// /ServiceProviderConfig, read once at the start, advertises bulk; "on":
+// even when it does not say so, for a
 // service that advertises wrongly; "off": one request per resource, for a
 // service whose Bulk is broken), bulkMaxOperations and bulkMaxPayload
 // (the operations and the bytes, as sent, of one Bulk request; default
@@ -91,8 +92,8 @@
 // Updates of several PATCH requests (more operations than maxPatchOps),
 // update = "put", the replace form of patchFilters, deletes and a group
 // with more members than maxPatchOps are sent one request each, and run,
-// failed retry and verify --repair never use Bulk. `resync --log-level info` logs what the service advertised and
-// what was decided;
+// failed retry and verify --repair never use Bulk. `resync --log-level
+// info` logs what the service advertised and what was decided;
 // maxDeletes, maxDeletesPercent and deleteWindow (the mass-delete guard:
 // the deletes and deactivations `verify --repair` and `resync` may imply
 // and `run` may send within deleteWindow, default 10m, as a count, default

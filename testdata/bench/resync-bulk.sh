@@ -10,6 +10,11 @@
 #
 #   testdata/bench/resync-bulk.sh              # N=10000 G=20 M=100
 #   BENCH_ROUNDS=2 testdata/bench/resync-bulk.sh 10000 20 100
+#
+# BENCH_UPDATE=1 measures updates instead: the service is loaded once (bulk "auto"), then for
+# each mode in turn every user's title is changed in slapd (ldapmodify) and the mode's resync
+# brings it over: N PATCHes, alone (off) or in Bulk requests (auto). Requests are counted from
+# the log entries after the resync's first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -39,6 +44,43 @@ for mode in off auto; do
 done
 
 echo "# $(date -u +%FT%TZ) $(go version | cut -d' ' -f3-) $(nproc) cores, $(node --version) SCIM server; $N users + $G groups of $M"
+if [[ ${BENCH_UPDATE:-0} == 1 ]]; then
+  reset_scim
+  timeout "$STEP_TIMEOUT" "$WORK/scimsync" resync "$WORK/bulk-auto.pipe" --workers "$WORKERS" --state-dir "$WORK/state-load" \
+    --progress-interval 600s >/dev/null 2>"$WORK/err-load" || { echo "load failed:" >&2; tail -5 "$WORK/err-load" >&2; exit 1; }
+  last_seq() { curl -fsS "$SCIM_CONTROL_URL/requests" | jq '(.[-1].seq // 0)'; }
+  rows=()
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for mode in off auto; do
+      for ((i = 1; i <= N; i++)); do
+        printf 'dn: uid=bench-u%06d,ou=People,%s\nchangetype: modify\nreplace: title\ntitle: Retitled %s %d\n\n' "$i" "$LDAP_BASE" "$mode" "$round"
+      done >"$WORK/retitle.ldif"
+      timeout "$STEP_TIMEOUT" ldapmodify -x -H "$LDAP_URL" -D "$LDAP_BIND_DN" -w "$LDAP_BIND_PW" -f "$WORK/retitle.ldif" >/dev/null
+      before=$(last_seq)
+      timeout "$STEP_TIMEOUT" "$WORK/scimsync" resync "$WORK/bulk-$mode.pipe" --workers "$WORKERS" --state-dir "$WORK/state-upd-$mode-$round" \
+        --progress-interval 600s --log-level info >"$WORK/out-$mode" 2>"$WORK/err-$mode" || {
+        echo "resync failed:" >&2; tail -5 "$WORK/err-$mode" >&2; exit 1; }
+      summary=$(grep '^resync: ' "$WORK/err-$mode" | tail -1)
+      curl -fsS "$SCIM_CONTROL_URL/requests" | jq --argjson b "$before" '[.[] | select(.seq > $b)]' >"$WORK/log-$mode.json"
+      total=$(jq 'length' "$WORK/log-$mode.json")
+      bulk=$(jq '[.[] | select(.method == "POST" and .path == "/Bulk")] | length' "$WORK/log-$mode.json")
+      patches=$(jq '[.[] | select(.method == "PATCH")] | length' "$WORK/log-$mode.json")
+      reads=$(jq '[.[] | select(.method == "GET" or (.path | endswith("/.search")))] | length' "$WORK/log-$mode.json")
+      entries=$((N + G))
+      rate=$(sed -E 's/.*\(([0-9]+)\/s\).*/\1/' <<<"$summary")
+      secs=$(sed -E 's/.* entries in ([0-9][0-9.hmµs]*s) .*/\1/' <<<"$summary")
+      perentry=$(echo "scale=4; $total / $entries" | bc)
+      echo "bulk=$mode (every title differs): $summary"
+      echo "  requests $total (${perentry}/entry): reads $reads, PATCH $patches, POST /Bulk $bulk"
+      rows+=("| $mode | $secs | $rate | $total | $perentry | $reads | $patches | $bulk |")
+    done
+  done
+  echo
+  echo "| bulk | wall | entries/s | requests | per entry | reads | PATCH alone | POST /Bulk |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  exit 0
+fi
 rows=()
 for ((round = 1; round <= ROUNDS; round++)); do
   for mode in off auto; do
@@ -55,7 +97,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     count=$(curl -fsS "$SCIM_CONTROL_URL/health" | jq '.users + .groups')
     entries=$((N + G))
     rate=$(sed -E 's/.*\(([0-9]+)\/s\).*/\1/' <<<"$summary")
-    secs=$(sed -E 's/.* entries in ([0-9.]+[a-zµ]*s) .*/\1/' <<<"$summary")
+    secs=$(sed -E 's/.* entries in ([0-9][0-9.hmµs]*s) .*/\1/' <<<"$summary")
     perentry=$(echo "scale=3; $total / $entries" | bc)
     writes=$(echo "scale=3; ($bulk + $posts) / $entries" | bc)
     echo "bulk=$mode: $summary"
