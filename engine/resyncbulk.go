@@ -143,8 +143,17 @@ type bulkSender struct {
 
 	inflight sync.WaitGroup
 	sem      chan struct{} // bounds the BulkRequests in flight
-	off      atomic.Bool   // the service refused POST /Bulk itself: single requests from then on
-	noPatch  atomic.Bool   // the service refused a PATCH in a BulkRequest as a method: updates go alone
+
+	// Batches sent and not answered yet (in flight or waiting for sem): the
+	// workers wait (room) while there are 2×workers, so that a directory
+	// read faster than the service answers does not pile every entry's
+	// request up in memory. freed is closed (and replaced) at each answer.
+	roomMu      sync.Mutex
+	outstanding int
+	roomFor     int
+	freed       chan struct{}
+	off         atomic.Bool // the service refused POST /Bulk itself: single requests from then on
+	noPatch     atomic.Bool // the service refused a PATCH in a BulkRequest as a method: updates go alone
 
 	createdMu sync.Mutex
 	created   map[string]string // bulkId -> the id of the resource it made
@@ -152,7 +161,26 @@ type bulkSender struct {
 
 func newBulkSender(p *lang.Pipe, d *Destination, plan BulkPlan, st *Stats, opts ResyncOptions, workers int) *bulkSender {
 	return &bulkSender{p: p, d: d, plan: plan, st: st, opts: opts,
-		sem: make(chan struct{}, max(1, workers)), created: map[string]string{}}
+		sem: make(chan struct{}, max(1, workers)), created: map[string]string{},
+		roomFor: 2 * max(1, workers), freed: make(chan struct{})}
+}
+
+// room waits until fewer than roomFor batches are outstanding (or ctx
+// ends). Only the workers wait here, never a batch's own goroutine.
+func (b *bulkSender) room(ctx context.Context) error {
+	b.roomMu.Lock()
+	for b.outstanding >= b.roomFor {
+		ch := b.freed
+		b.roomMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b.roomMu.Lock()
+	}
+	b.roomMu.Unlock()
+	return nil
 }
 
 // apply handles one evaluated entry: a missing resource is queued for a
@@ -165,6 +193,9 @@ func (b *bulkSender) apply(ctx context.Context, e *lang.Entry, res *lang.Result)
 	if res.OutOfScope || res.Change.Type == lang.Delete || b.off.Load() {
 		a, err = b.d.Apply(ctx, res, "", b.opts.Refs)
 		return a, false, err
+	}
+	if err := b.room(ctx); err != nil {
+		return Applied{Endpoint: res.Endpoint}, false, err
 	}
 	id, current, err := b.d.Lookup(ctx, res)
 	if err != nil {
@@ -295,8 +326,18 @@ func (b *bulkSender) flushLocked(ctx context.Context) {
 	ops := b.openOps
 	b.open, b.openOps, b.pending = nil, nil, nil
 	b.inflight.Add(1)
+	b.roomMu.Lock()
+	b.outstanding++
+	b.roomMu.Unlock()
 	go func() {
 		defer b.inflight.Done()
+		defer func() {
+			b.roomMu.Lock()
+			b.outstanding--
+			close(b.freed)
+			b.freed = make(chan struct{})
+			b.roomMu.Unlock()
+		}()
 		select {
 		case b.sem <- struct{}{}:
 		case <-ctx.Done():

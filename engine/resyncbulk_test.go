@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -781,4 +782,63 @@ func TestResyncBulkMemberCap(t *testing.T) {
 			t.Errorf("group %s: %v, %d found, members %v; want %d", name, err, len(found), found, want)
 		}
 	}
+}
+
+// countingEntries counts the entries a resync has taken from its source.
+type countingEntries struct {
+	Entries
+	read atomic.Int64
+}
+
+func (c *countingEntries) Each(ctx context.Context, fn func(*lang.Entry) error) error {
+	return c.Entries.Each(ctx, func(e *lang.Entry) error {
+		c.read.Add(1)
+		return fn(e)
+	})
+}
+
+// TestResyncBulkHoldsBoundedWork: with the lookups answered from a listing
+// (no request per entry), the directory is read far faster than a slow
+// service answers Bulk requests. The workers wait while 2×workers batches
+// are unanswered, so the entries read and not yet settled stay a few
+// batches' worth instead of the whole directory (which each held its
+// request body in memory).
+func TestResyncBulkHoldsBoundedWork(t *testing.T) {
+	env := scimtest.Private(t)
+	const users, maxOps, workers = 200, 5, 2
+	prefix := scimtest.Unique("rbb")
+	r := newBulkRun(t, env, withBulk(noAdopt, fmt.Sprintf("  bulk = \"on\"\n  bulkMaxOperations = %d\n", maxOps)), nil, 0)
+	d := &Destination{Client: r.client, Pipe: r.pipe}
+	ls, err := d.ListAll(context.Background(), r.pipe.Endpoints, ListOptions{})
+	if err != nil || !ls["Users"].Listed() {
+		t.Fatalf("listing: %v %v", ls, err)
+	}
+	d.Listings = ls
+	env.Fault(t, scimtest.Fault{DelayMs: 150, Count: users, Method: "POST", Path: "/Bulk", UserAgent: r.ua})
+	dir := usersLDIF(t, prefix, users, "")
+	src := &countingEntries{Entries: &DirectoryEntries{Dir: dir}}
+	var settled, held atomic.Int64
+	note := func() {
+		if h := src.read.Load() - settled.Add(1); h > held.Load() {
+			held.Store(h)
+		}
+	}
+	var mu sync.Mutex
+	failed := map[string]error{}
+	st, err := Resync(context.Background(), r.pipe, d, src, ResyncOptions{
+		Workers: workers,
+		Refs:    &RefResolver{Pipe: r.pipe, Dest: d, Mode: lang.Resync, Entry: dirGet(dir)},
+		Applied: func(*lang.Entry, string, Applied) { note() },
+		Failed:  func(dn string, err error) { mu.Lock(); failed[dn] = err; mu.Unlock(); note() },
+	})
+	if err != nil || len(failed) > 0 || st.Created.Load() != users {
+		t.Fatalf("resync: %v; created %d of %d, failed %v", err, st.Created.Load(), users, failed)
+	}
+	// Unanswered batches (2×workers) + the open one + the feed's buffer
+	// (2×workers) + one entry per worker, with room to spare.
+	limit := int64((2*workers+1)*maxOps + 2*workers + workers + 10)
+	if h := held.Load(); h > limit {
+		t.Errorf("up to %d entries read and not settled at once, want at most %d: the workers do not wait for the service", h, limit)
+	}
+	t.Logf("at most %d entries read and not settled at once (limit %d)", held.Load(), limit)
 }
