@@ -219,6 +219,11 @@ func (b *bulkSender) apply(ctx context.Context, e *lang.Entry, res *lang.Result)
 	if err != nil {
 		return Applied{Endpoint: res.Endpoint}, false, err
 	}
+	if dep, ok := refs.second(); ok {
+		// One bulkId reference per operation at the most (bulkRefs): this
+		// one waits for a later pass, where its references have ids.
+		return Applied{Endpoint: res.Endpoint}, false, &notYetError{dn: dep.dn}
+	}
 	op := &bulkOp{e: e, class: className(res), ep: res.Endpoint, body: bytes.Clone(body), deps: refs.deps}
 	if b.d.DryRun != nil {
 		op.secrets = res.Secrets()
@@ -248,10 +253,29 @@ func className(res *lang.Result) string {
 // bulkRefs resolves references as the resync's resolver does, except to
 // entries queued in the open batch: those are "bulkId:…" (RFC 7644
 // §3.7.2), which the service resolves within the request.
+//
+// An operation is sent with one such reference at the most; one that
+// would carry two or more (a group whose members are queued beside it)
+// waits for a later pass, where they resolve to ids. RFC 7644 allows
+// any number, but SCIMMY 1.3 (the test server's library, and others'
+// servers) resolves only the last of them: each reference is replaced in
+// the operation's original data, so the earlier replacements are lost
+// and the service refuses the "bulkId:…" left as a member value.
 type bulkRefs struct {
 	inner lang.Resolver
 	b     *bulkSender
 	deps  []bulkDep
+}
+
+// second returns a reference to another queued operation than the first
+// one's, if the resource refers to two or more.
+func (r *bulkRefs) second() (bulkDep, bool) {
+	for _, d := range r.deps {
+		if d.id != r.deps[0].id {
+			return d, true
+		}
+	}
+	return bulkDep{}, false
 }
 
 func (r *bulkRefs) Resolve(dn string, endpoints []*lang.Endpoint) (lang.Ref, bool, error) {

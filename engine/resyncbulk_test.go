@@ -842,3 +842,46 @@ func TestResyncBulkHoldsBoundedWork(t *testing.T) {
 	}
 	t.Logf("at most %d entries read and not settled at once (limit %d)", held.Load(), limit)
 }
+
+// TestResyncBulkOneBulkIDPerOperation: a group whose two members (groups)
+// are queued in the same BulkRequest would carry two bulkId references;
+// SCIMMY resolves only the last of an operation's references and refuses
+// the group with the other left as a member value. The group waits for the
+// next pass instead, where both members have ids, and is created whole.
+func TestResyncBulkOneBulkIDPerOperation(t *testing.T) {
+	env := scimtest.Server(t)
+	prefix := scimtest.Unique("rb2")
+	user := "uid=" + prefix + "-u000,ou=People,dc=example,dc=com"
+	ldif := fmt.Sprintf("dn: %s\nuid: %s-u000\nentryUUID: uuid-%s\ncn: U\nsn: U\n\n", user, prefix, prefix)
+	for _, g := range []string{"a", "b"} {
+		ldif += fmt.Sprintf("dn: cn=%s-%s,ou=Groups,dc=example,dc=com\ncn: %s-%s\nmember: %s\n\n", prefix, g, prefix, g, user)
+	}
+	ldif += fmt.Sprintf("dn: cn=%s-outer,ou=Groups,dc=example,dc=com\ncn: %s-outer\n"+
+		"member: cn=%s-a,ou=Groups,dc=example,dc=com\nmember: cn=%s-b,ou=Groups,dc=example,dc=com\n\n", prefix, prefix, prefix, prefix)
+	_, dir, err := source.ReadLDIF(strings.NewReader(ldif))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newBulkRun(t, env, withBulk(noAdopt, "  bulk = \"on\"\n"), nil, 0)
+	r.workers = 1 // a and b are queued before outer is mapped
+	st, failed := r.resync(&DirectoryEntries{Dir: dir}, dirGet(dir), nil)
+	if len(failed) > 0 || st.Created.Load() != 4 {
+		t.Fatalf("created %d, failed %v", st.Created.Load(), failed)
+	}
+	for _, q := range env.Requests(t, r.ua) {
+		if q.Method == "POST" && q.Path == "/Bulk" {
+			for _, op := range gjson.GetBytes(q.Body, "Operations").Array() {
+				if n := strings.Count(op.Get("data").Raw, `"bulkId:`); n > 1 {
+					t.Errorf("an operation with %d bulkId references: %s", n, op.Raw)
+				}
+			}
+		}
+	}
+	found, _, err := r.client.Search(context.Background(), "/Groups", `displayName eq "`+prefix+`-outer"`, false)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("outer: %v, %d found", err, len(found))
+	}
+	if m := memberValues(found[0]); len(m) != 2 || slices.Contains(m, "") || strings.Contains(strings.Join(m, ","), "bulkId") {
+		t.Errorf("outer's members %v, want the two groups' ids", m)
+	}
+}

@@ -82,7 +82,9 @@
 // request stays well within the client's timeout, else 100 and 1 MiB;
 // the settings override both): each create in a Bulk
 // request succeeds or fails on its own, as a single POST would; a group
-// whose member is queued in the same request refers to it by bulkId; a
+// whose member is queued in the same request refers to it by bulkId (one
+// such reference per operation: a group with two waits for the next pass,
+// since SCIMMY-based services resolve only one); a
 // Bulk request left unanswered (a timeout, a 5xx) has its creates looked up
 // before any is sent again; a service that answers POST /Bulk with 404,
 // 405 or 501 gets one request per resource for the rest of the resync; an
