@@ -87,9 +87,7 @@ type Runner struct {
 	ReadShadows bool
 
 	mu    sync.Mutex
-	byDN  map[string]dnRef // normalized DN -> the resource it became (from the id map)
-	byRaw map[string]dnRef // the DN as last seen, lower-cased: a fast path that skips parsing
-	live  map[string]int   // SCIM id -> how many byDN entries name it: the resources the id map holds
+	dns   *dnIndex // DN -> the resource it became (from the id map), and the SCIM ids the id map holds; under mu
 	refs  *RefResolver
 	order *orderTracker
 
@@ -101,6 +99,10 @@ type Runner struct {
 	queues  []chan job
 	queueMu sync.RWMutex // held for reading while sending to queues; closing takes it for writing
 	closed  bool
+
+	// unconfirmed are the id-map keys of creates sent and not confirmed
+	// when the run started (loadIndex), for loadParked; under parkMu.
+	unconfirmed []string
 
 	scopeOnce sync.Once
 	scope     source.Scope // the source's base DNs
@@ -817,12 +819,12 @@ func (r *Runner) leaveGroups(ctx context.Context, ep *lang.Endpoint, id string) 
 	managed := map[string]string{} // SCIM id -> endpoint name, of what the pipe manages
 	var groups []string            // the ids of the groups among them
 	r.mu.Lock()
-	for _, ref := range r.byDN {
+	r.dns.each(func(ref dnRef) {
 		managed[ref.id] = ref.endpoint
 		if e := r.Pipe.Endpoint(ref.endpoint); e != nil && e.Type == "Group" {
 			groups = append(groups, ref.id)
 		}
-	}
+	})
 	r.mu.Unlock()
 	var groupEndpoints []*lang.Endpoint
 	for _, e := range r.Pipe.Endpoints {
@@ -845,10 +847,8 @@ func (r *Runner) forget(k, oldKey string, m state.Mapping, ch *lang.Change) {
 		_ = r.Store.Delete(oldKey)
 	}
 	r.mu.Lock()
-	r.unindex(source.NormalizeDN(m.DN))
-	r.unindex(source.NormalizeDN(ch.DN))
-	delete(r.byRaw, strings.ToLower(m.DN))
-	delete(r.byRaw, strings.ToLower(ch.DN))
+	r.dns.remove(m.DN)
+	r.dns.remove(ch.DN)
 	r.mu.Unlock()
 	if r.refs != nil {
 		r.refs.Forget(m.DN)
@@ -861,53 +861,60 @@ func (r *Runner) remember(old state.Mapping, known bool, m state.Mapping) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if known && !strings.EqualFold(old.DN, m.DN) {
-		r.unindex(source.NormalizeDN(old.DN))
-		delete(r.byRaw, strings.ToLower(old.DN))
+		r.dns.remove(old.DN)
 		if r.refs != nil {
 			r.refs.Forget(old.DN)
 		}
 	}
-	ref := dnRef{endpoint: m.Endpoint, id: m.SCIMID}
-	r.index(source.NormalizeDN(m.DN), ref)
-	r.byRaw[strings.ToLower(m.DN)] = ref
+	r.dns.add(m.DN, dnRef{endpoint: m.Endpoint, id: m.SCIMID})
 }
 
-// loadIndex reads the id map's DNs.
+// loadIndex reads the id map's DNs into the index (dnindex.go), and the
+// keys of its creates not confirmed yet (for loadParked), in one read of
+// the id map as the run starts.
 func (r *Runner) loadIndex() error {
-	r.byDN, r.byRaw, r.live = map[string]dnRef{}, map[string]dnRef{}, map[string]int{}
-	return r.Store.Range(func(_ string, m state.Mapping) bool {
+	x := newDNIndex()
+	var pending []string
+	err := r.scanIDMap(func(k string, m state.Mapping) {
 		if m.SCIMID == "" {
-			return true // a create not confirmed yet
+			// A create not confirmed yet.
+			if len(m.Pending) > 0 {
+				pending = append(pending, k)
+			}
+			return
 		}
-		ref := dnRef{endpoint: m.Endpoint, id: m.SCIMID}
-		r.index(source.NormalizeDN(m.DN), ref)
-		r.byRaw[strings.ToLower(m.DN)] = ref
-		return true
+		x.add(m.DN, dnRef{endpoint: m.Endpoint, id: m.SCIMID})
 	})
+	r.mu.Lock()
+	r.dns = x
+	r.mu.Unlock()
+	r.parkMu.Lock()
+	r.unconfirmed = pending
+	r.parkMu.Unlock()
+	return err
 }
 
-// index sets the resource of a normalized DN, counting its id live; r.mu
-// is held (or the run has not started).
-func (r *Runner) index(dn string, ref dnRef) {
-	if old, ok := r.byDN[dn]; ok {
-		r.unlive(old.id)
-	}
-	r.byDN[dn] = ref
-	r.live[ref.id]++
-}
-
-// unindex forgets the resource of a normalized DN; r.mu is held.
-func (r *Runner) unindex(dn string) {
-	if old, ok := r.byDN[dn]; ok {
-		r.unlive(old.id)
-		delete(r.byDN, dn)
-	}
-}
-
-func (r *Runner) unlive(id string) {
-	if r.live[id]--; r.live[id] <= 0 {
-		delete(r.live, id)
-	}
+// scanIDMap calls fn with every mapping of the id map. The read goes
+// through bbolt's map of the state file, where each page read stays
+// resident in the process, and a run reads few of them again: they are
+// given back as the read goes (state.Tx.ReleaseMemory), so that the whole
+// id map (38 MiB of pages at 100 000 mappings) is never resident at once.
+func (r *Runner) scanIDMap(fn func(key string, m state.Mapping)) error {
+	const releaseEvery = 4096 // mappings, about 1.5 MiB of pages
+	return r.Store.View(func(t *state.Tx) error {
+		n := 0
+		err := t.Range(func(k string, m state.Mapping) bool {
+			if n++; n%releaseEvery == 0 {
+				_ = t.ReleaseMemory()
+			}
+			fn(k, m)
+			return true
+		})
+		if rerr := t.ReleaseMemory(); rerr != nil && r.Log != nil {
+			r.Log.Debug("state: giving back the memory of the id map's pages failed", "err", rerr)
+		}
+		return err
+	})
 }
 
 // alive reports whether the id map holds the resource id: a shadow that
@@ -916,21 +923,27 @@ func (r *Runner) unlive(id string) {
 func (r *Runner) alive(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.live[id] > 0
+	return r.dns.alive(id)
 }
 
 // resolver resolves references from the id map first, then through the
 // source and a SCIM lookup.
 func (r *Runner) resolver() lang.Resolver {
 	return lang.ResolverFunc(func(dn string, eps []*lang.Endpoint) (lang.Ref, bool, error) {
+		// As last seen, in any case (dnIndex.lookup, with the parsing out
+		// of the lock).
+		raw, plain := rawKey(dn)
 		r.mu.Lock()
-		ref, ok := r.byRaw[strings.ToLower(dn)]
+		ref, ok := r.dns.byRaw(raw)
 		r.mu.Unlock()
 		if !ok {
 			// Spelled differently (spaces, case, escaping): compare parsed.
-			norm := source.NormalizeDN(dn)
+			norm := raw
+			if !plain {
+				norm = normKey(dn)
+			}
 			r.mu.Lock()
-			ref, ok = r.byDN[norm]
+			ref, ok = r.dns.byNorm(norm)
 			r.mu.Unlock()
 		}
 		if ok {
@@ -965,11 +978,10 @@ func (r *Runner) present(ctx context.Context, e *source.Event) bool {
 		m   state.Mapping
 	}
 	var goners []gone
-	_ = r.Store.Range(func(k string, m state.Mapping) bool {
+	_ = r.scanIDMap(func(k string, m state.Mapping) {
 		if !strings.HasPrefix(k, "dn:") && !present[k] {
 			goners = append(goners, gone{k, m})
 		}
-		return true
 	})
 	if len(goners) > 0 {
 		r.Log.Info("present phase: entries the id map knows are not in the directory's present set", "count", len(goners))
@@ -1116,16 +1128,16 @@ func (r *Runner) loadParked() error {
 	for _, p := range ps {
 		r.parked[parkedKey(p)] = &parkedState{next: time.Now()}
 	}
-	// Creates that were sent and not confirmed when the last run stopped:
-	// each entry is read again and its resource looked up (leave, Apply).
-	return r.Store.Range(func(k string, m state.Mapping) bool {
-		if m.SCIMID == "" && len(m.Pending) > 0 {
-			if _, ok := r.parked[k]; !ok {
-				r.parked[k] = &parkedState{next: time.Now()}
-			}
+	// Creates that were sent and not confirmed when the last run stopped
+	// (loadIndex found them): each entry is read again and its resource
+	// looked up (leave, Apply).
+	for _, k := range r.unconfirmed {
+		if _, ok := r.parked[k]; !ok {
+			r.parked[k] = &parkedState{next: time.Now()}
 		}
-		return true
-	})
+	}
+	r.unconfirmed = nil
+	return nil
 }
 
 // parkedKey is a record's entry key (records written before keys were kept
@@ -1333,7 +1345,7 @@ func (r *Runner) RetryParked(ctx context.Context) (ok, failed int, err error) {
 	if r.Log == nil {
 		r.Log = slog.New(slog.DiscardHandler)
 	}
-	if r.byDN == nil {
+	if r.dns == nil {
 		if err := r.loadIndex(); err != nil {
 			return 0, 0, err
 		}

@@ -119,7 +119,7 @@ func (r *Runner) admitDelete() error {
 		return nil
 	}
 	r.mu.Lock()
-	mapped := len(r.byDN)
+	mapped := r.dns.count()
 	r.mu.Unlock()
 	if err := r.Deletes.Admit(mapped); err != nil {
 		r.halted(err)

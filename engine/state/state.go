@@ -136,7 +136,9 @@ func Path(dir, pipe string) string {
 // crash and never a silent fresh start, as the checkpoint and the id map
 // would be lost: an empty (0-byte) file, one cut short, one whose pages
 // are overwritten (a *DamagedError, which says how to recover). Open reads
-// the whole file once to check it. After a good open it keeps a copy of
+// the whole file once to check it, with ordinary reads rather than through
+// bbolt's memory map, so that the check does not leave the file's pages in
+// the process's memory (damage.go). After a good open it keeps a copy of
 // the state as it is then, PATH.bak (see Backup), from which a damaged
 // file is restored.
 func Open(dir, pipe string) (*Store, error) {
@@ -167,7 +169,7 @@ func Open(dir, pipe string) (*Store, error) {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
-	if err := s.verify(); err != nil {
+	if err := s.verifyTop(); err != nil {
 		db.Close()
 		return nil, err
 	}
