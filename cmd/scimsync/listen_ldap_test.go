@@ -349,6 +349,9 @@ func TestResyncEmptyBase(t *testing.T) {
 	if !strings.Contains(stderr, "  class people: 15 created, 0 updated, 0 unchanged, 0 skipped") {
 		t.Errorf("no summary per class:\n%s", stderr)
 	}
+	if strings.Contains(stderr, "  class : ") {
+		t.Errorf("a summary row for no class (the out-of-scope entries, on the summary line already):\n%s", stderr)
+	}
 	for i, kv := range p.environ {
 		if strings.HasPrefix(kv, "LDAP_BASE=") {
 			p.environ[i] = "LDAP_BASE=" + empty.Base

@@ -164,7 +164,11 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	// The destination.
-	client, err := scim.NewClient(p.SCIM, scim.WithLogger(logger))
+	// Every request sent, reads and retries included, for the summary
+	// (Stats.Requests counts the writes).
+	var sent atomic.Int64
+	client, err := scim.NewClient(p.SCIM, scim.WithLogger(logger),
+		scim.WithObserver(func(string, int, time.Duration) { sent.Add(1) }))
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
 		return exitFail
@@ -314,11 +318,11 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		ls, err := dest.ListAll(ctx, writtenEndpoints(p), engine.ListOptions{Max: *listMax, Want: stats.Total, Log: logger, Who: "resync"})
 		if authRefused(err) {
 			fmt.Fprintf(stderr, "scimsync resync: %s\n", authAdvice(p.SCIM, err))
-			summary(stderr, stats, *dryRun, "resync stopped")
+			summary(stderr, stats, sent.Load(), *dryRun, "resync stopped")
 			return exitFail
 		}
 		if err != nil {
-			summary(stderr, stats, *dryRun, "resync interrupted")
+			summary(stderr, stats, sent.Load(), *dryRun, "resync interrupted")
 			return 130
 		}
 		dest.Listings = ls
@@ -337,7 +341,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if refused != nil {
 		prog.clear()
 		fmt.Fprintf(stderr, "scimsync resync: %s\n", authAdvice(p.SCIM, refused))
-		summary(stderr, st, *dryRun, "resync stopped")
+		summary(stderr, st, sent.Load(), *dryRun, "resync stopped")
 		return exitFail
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -347,7 +351,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if sigCtx.Err() != nil {
 		what = "resync interrupted"
 	}
-	summary(stderr, st, *dryRun, what)
+	summary(stderr, st, sent.Load(), *dryRun, what)
 	tally.print(stderr, classNames(p))
 	if st.Failed.Load() > 0 || (err != nil && !errors.Is(err, context.Canceled)) {
 		return exitFail
@@ -438,16 +442,19 @@ func readRate(path string, into *atomic.Value) error {
 }
 
 // summary prints the last line of a resync; what is "resync", "resync
-// interrupted" or "resync stopped".
-func summary(w io.Writer, st *engine.Stats, dryRun bool, what string) {
+// interrupted" or "resync stopped"; sent counts every request sent, the
+// reads (listing pages, lookups) included.
+func summary(w io.Writer, st *engine.Stats, sent int64, dryRun bool, what string) {
 	el := time.Since(st.Start)
 	done := st.Done.Load()
 	rate := float64(done) / el.Seconds()
-	fmt.Fprintf(w, "%s: %d entries in %s (%.0f/s): %d created, %d updated, %d unchanged, %d skipped, %d out of scope, %d failed; %d requests",
+	fmt.Fprintf(w, "%s: %d entries in %s (%.0f/s): %d created, %d updated, %d unchanged, %d skipped, %d out of scope, %d failed; %d write requests",
 		what, done, el.Round(time.Millisecond), rate, st.Created.Load(), st.Updated.Load(), st.Unchanged.Load(),
 		st.Skipped.Load(), st.OutOfScope.Load(), st.Failed.Load(), st.Requests.Load())
 	if dryRun {
 		fmt.Fprint(w, " shown (dry run: nothing was sent)")
+	} else {
+		fmt.Fprintf(w, ", %d requests in all", sent)
 	}
 	fmt.Fprintln(w)
 }

@@ -47,7 +47,9 @@ func (c *classTally) print(w io.Writer, classes []string) {
 	}
 	for _, n := range names {
 		counts := c.counts[n]
-		if len(counts) == 0 {
+		if len(counts) == 0 || n == "" {
+			// "": entries no class took, counted as out of scope on the
+			// summary line.
 			continue
 		}
 		var parts []string
