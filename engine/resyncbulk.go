@@ -680,17 +680,27 @@ func (b *bulkSender) single(ctx context.Context, op *bulkOp) {
 		return
 	}
 	a, err := b.d.Apply(ctx, res, "", b.opts.Refs)
+	if b.applied(op, res, a, err) {
+		b.done(op, a)
+	}
+}
+
+// applied ends a single-request apply of op's entry: the listing is told
+// and the requests counted; a reference not in SCIM yet puts op back for a
+// later pass, another error fails it. It reports whether op was applied
+// (the caller then reports it done).
+func (b *bulkSender) applied(op *bulkOp, res *lang.Result, a Applied, err error) bool {
 	b.d.AfterApply(res, a, err, b.opts.Refs)
 	b.st.Requests.Add(int64(a.Requests))
-	if err != nil {
-		if IsNotYet(err) {
-			b.later(op, err)
-			return
-		}
+	switch {
+	case err == nil:
+		return true
+	case IsNotYet(err):
+		b.later(op, err)
+	default:
 		b.fail(op, err)
-		return
 	}
-	b.done(op, a)
+	return false
 }
 
 // eval maps op's entry again, for the paths that need the whole result

@@ -220,14 +220,7 @@ func (b *bulkSender) singleUpdate(ctx context.Context, op *bulkOp, reread bool) 
 	} else {
 		a, err = b.d.ApplyFound(ctx, res, op.id, op.current, b.opts.Refs)
 	}
-	b.d.AfterApply(res, a, err, b.opts.Refs)
-	b.st.Requests.Add(int64(a.Requests))
-	if err != nil {
-		if IsNotYet(err) {
-			b.later(op, err)
-			return
-		}
-		b.fail(op, err)
+	if !b.applied(op, res, a, err) {
 		return
 	}
 	if reread && a.Outcome == Unchanged && a.ID == op.id {
