@@ -130,7 +130,7 @@ func failedRetry(ctx context.Context, p *lang.Pipe, st *state.Store, log *slog.L
 	}
 	defer entries.close()
 	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p, Shadows: engine.NewShadows(st)},
-		Store: st, Log: log, Entry: entries.byDN, EntryByID: entries.byID, ReadShadows: true}
+		Store: st, Log: log, Entry: entries.byDN, EntryByID: entries.byID}
 	okN, failedN, err := r.RetryParked(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "scimsync failed retry: %v\n", err)
