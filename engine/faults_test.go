@@ -464,3 +464,40 @@ func TestRefusedCreateIsNotHeldBack(t *testing.T) {
 		t.Errorf("waits %d, parked %d: want the refused create tried again at once", r.Stats.Waits.Load(), r.Stats.Parked.Load())
 	}
 }
+
+// TestParkedRetryWaitsOutATemporaryFailure: a parked entry whose retry
+// meets a temporary failure (the service busy: a 503 to the create) waits
+// and tries again, as a live change does, instead of staying parked —
+// `run --once`'s last pass and `failed retry` would end with it parked
+// (seen in the AD end-to-end test under injected 503s).
+func TestParkedRetryWaitsOutATemporaryFailure(t *testing.T) {
+	shared := ldaptest.OpenLDAP(t)
+	c := shared.Dial(t)
+	prefix := scimtest.Unique("ptw")
+	srv := shared.Subtree(t, c, prefix)
+	r := startLDAPRun(t, "openldap-to-scim.pipe", srv)
+	r.start()
+	// A create refused for good (400, three times: the read-again tries
+	// too): the add is parked.
+	r.env.Fault(t, scimtest.Fault{Status: 400, Count: 3, Method: "POST", Path: "/Users", UserAgent: r.ua})
+	srv.AddUser(t, c, prefix+"-u", nil)
+	waitFor(t, 20*time.Second, "the add parked", func() (bool, string) {
+		ps, _ := r.st.ListParked()
+		return len(ps) == 1, fmt.Sprint(len(ps))
+	})
+	r.halt()
+	// The retry's create is answered 503 (not carried out) once.
+	r.env.Fault(t, scimtest.Fault{Status: 503, Count: 1, Method: "POST", Path: "/Users", UserAgent: r.ua})
+	ctx := context.Background()
+	rd, err := source.OpenReader(ctx, r.pipe.Source, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rr := &Runner{Pipe: r.pipe, Dest: &Destination{Client: r.client, Pipe: r.pipe}, Store: r.st,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Entry: rd.Entry, EntryByID: rd.EntryByID, MaxBackoff: time.Second}
+	if ok, failed, err := rr.RetryParked(ctx); err != nil || ok != 1 || failed != 0 {
+		t.Fatalf("retry: %d healed, %d failing, %v; want the 503 waited out and the entry healed", ok, failed, err)
+	}
+	r.user(prefix+"-u", nil)
+}

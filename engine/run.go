@@ -1232,7 +1232,36 @@ func (r *Runner) retryParked(ctx context.Context, ev *lang.Evaluator, p *state.P
 		}
 	}
 	start := time.Now()
-	ch, class, a, err := r.applyCurrent(ctx, ev, key, p)
+	var (
+		ch    *lang.Change
+		class string
+		a     Applied
+		err   error
+		first time.Time
+		wait  time.Duration
+	)
+	for {
+		// A temporary failure waits and tries again, as a live change
+		// does (the service busy, an unanswered create's grace): a parked
+		// entry is not kept parked for it — `run --once`'s last pass
+		// would end with it still parked.
+		ch, class, a, err = r.applyCurrent(ctx, ev, key, p)
+		if err == nil || !Temporary(err) || errors.Is(err, ErrTooManyDeletes) {
+			break
+		}
+		if first.IsZero() {
+			first = time.Now()
+		}
+		r.health.down(r.Log, err)
+		if r.stuck(first) {
+			break
+		}
+		wait = r.backoff(wait)
+		r.Stats.Waits.Add(1)
+		if !r.sleep(wait) {
+			break
+		}
+	}
 	if errors.Is(err, ErrTooManyDeletes) {
 		return // the run stops; the record stays as it was
 	}
