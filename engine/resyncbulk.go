@@ -70,7 +70,9 @@ func PlanBulk(ctx context.Context, p *lang.Pipe, d *Destination) BulkPlan {
 	if plan.On {
 		args = append(args, "bulk_max_operations", plan.Limits.MaxOperations, "bulk_max_payload", plan.Limits.MaxPayloadSize)
 	}
-	d.log().Info("resync: the SCIM service's ServiceProviderConfig", args...)
+	if !d.Offline { // an offline dry run (the demo) asked no service
+		d.log().Info("resync: the SCIM service's ServiceProviderConfig", args...)
+	}
 	return plan
 }
 

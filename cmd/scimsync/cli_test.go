@@ -179,6 +179,9 @@ func TestResyncDryRunOffline(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
+	if strings.Contains(stderr, "ServiceProviderConfig") {
+		t.Errorf("the offline demo reports a ServiceProviderConfig it never asked for:\n%s", stderr)
+	}
 }
 
 // TestResyncFailedDNs: an entry that fails is listed on stderr and written

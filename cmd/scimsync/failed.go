@@ -129,7 +129,7 @@ func failedRetry(ctx context.Context, p *lang.Pipe, st *state.Store, log *slog.L
 		entries = entryReaders{close: func() {}}
 	}
 	defer entries.close()
-	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p, Shadows: engine.NewShadows(st)},
+	r := &engine.Runner{Pipe: p, Dest: &engine.Destination{Client: client, Pipe: p, Log: log, Shadows: engine.NewShadows(st)},
 		Store: st, Log: log, Entry: entries.byDN, EntryByID: entries.byID}
 	okN, failedN, err := r.RetryParked(ctx)
 	if err != nil {

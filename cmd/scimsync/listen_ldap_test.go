@@ -352,6 +352,12 @@ func TestResyncEmptyBase(t *testing.T) {
 	if strings.Contains(stderr, "  class : ") {
 		t.Errorf("a summary row for no class (the out-of-scope entries, on the summary line already):\n%s", stderr)
 	}
+	// What resync learnt of the service is logged by the command's logger,
+	// at the level and in the format asked for (it went to the process's
+	// default logger, at info whatever --log-level said).
+	if _, _, errJSON := p.run("resync", "--log-format", "json", "--log-level", "info"); !strings.Contains(errJSON, `"msg":"resync: the SCIM service's ServiceProviderConfig"`) {
+		t.Errorf("no ServiceProviderConfig line in the JSON log:\n%s", errJSON)
+	}
 	for i, kv := range p.environ {
 		if strings.HasPrefix(kv, "LDAP_BASE=") {
 			p.environ[i] = "LDAP_BASE=" + empty.Base

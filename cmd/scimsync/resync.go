@@ -173,7 +173,7 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scimsync resync: %v\n", err)
 		return exitFail
 	}
-	dest := &engine.Destination{Client: client, Pipe: p, SkipCreates: *updatesOnly, SkipUpdates: *createsOnly}
+	dest := &engine.Destination{Client: client, Pipe: p, SkipCreates: *updatesOnly, SkipUpdates: *createsOnly, Log: logger}
 	var curRate atomic.Value
 	curRate.Store(*rate)
 	if *rateFile != "" {

@@ -145,7 +145,7 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	// The shadows are kept right whether or not they are read (--shadows).
-	dest := &engine.Destination{Client: client, Pipe: p, Shadows: engine.NewShadows(st)}
+	dest := &engine.Destination{Client: client, Pipe: p, Log: log, Shadows: engine.NewShadows(st)}
 
 	// The directory may be down at start-up: wait for it, as a running
 	// source waits when the connection drops.
