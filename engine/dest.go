@@ -69,7 +69,9 @@ type Destination struct {
 	// (or updated) alone: resync --updates-only and --creates-only.
 	SkipCreates, SkipUpdates bool
 	// CreateGrace is how long after an unconfirmed create no second one is
-	// sent (default DefaultCreateGrace).
+	// sent, and how long a write in doubt waits (doubt.go); default three
+	// times the script's SCIM timeout (DefaultCreateGrace with the default
+	// timeout).
 	CreateGrace time.Duration
 	// Log receives what the destination learns about its service (a PATCH
 	// form it refuses); default slog.Default().
@@ -78,6 +80,8 @@ type Destination struct {
 	// writes in step with what it wrote, or drops it (shadow.go); changes
 	// whose Known.Shadow is set PATCH from it without reading the resource.
 	Shadows *Shadows
+	// doubt holds the resources whose writes are in doubt (doubt.go).
+	doubt *doubts
 	// Listings, by endpoint name, answer lookups without a request where
 	// they can (Listing, AfterApply); nil: every lookup asks the service.
 	Listings map[string]*Listing
@@ -106,6 +110,16 @@ func (d *Destination) write(ctx context.Context, method, endpoint, id string, bo
 		}
 		return nil, nil
 	}
+	if method == http.MethodPatch || method == http.MethodPut {
+		// A write of a resource in doubt waits, then has the change read
+		// it again (doubt.go).
+		if waited, err := d.settle(ctx, endpoint, id); waited || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			return nil, ErrInDoubt
+		}
+	}
 	if err := d.wait(ctx); err != nil {
 		return nil, err
 	}
@@ -118,6 +132,9 @@ func (d *Destination) write(ctx context.Context, method, endpoint, id string, bo
 		return nil, errShadowRefused
 	}
 	answer, err := d.send(ctx, method, endpoint, id, body)
+	if err != nil {
+		d.noteDoubt(method, endpoint, id, err)
+	}
 	if sess != nil {
 		sess.note(answer, err)
 		if own {
@@ -204,7 +221,8 @@ type Known struct {
 var ErrCreatePending = errors.New("an earlier create of this resource was sent and not confirmed; waiting before sending it again")
 
 // DefaultCreateGrace is how long after an unconfirmed create no second one
-// is sent (three times the SCIM client's default per-request timeout).
+// is sent with the SCIM client's default per-request timeout: three times
+// that timeout (a script's own timeout changes it: writeQuiet).
 const DefaultCreateGrace = 3 * scim.DefaultTimeout
 
 // shownSecrets is the context key of the secret values a dry run must
@@ -234,6 +252,12 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 	}
 	ep := res.Endpoint
 	out := Applied{Endpoint: ep}
+	if known.ID != "" {
+		// An earlier write of the resource may still land: read it after.
+		if _, err := d.settle(ctx, ep.Path, known.ID); err != nil {
+			return out, err
+		}
+	}
 	if known.Shadow && known.ID != "" && res.Change.Type != lang.Delete && !d.SkipUpdates && d.shadowsReadable() {
 		a, done, gone, err := d.updateFromShadow(ctx, res, known, refs)
 		if done {
@@ -516,12 +540,9 @@ func (d *Destination) capMembers(body []byte) ([]byte, int) {
 	return out, len(all) - limit
 }
 
-func (d *Destination) createGrace() time.Duration {
-	if d.CreateGrace > 0 {
-		return d.CreateGrace
-	}
-	return DefaultCreateGrace
-}
+// createGrace is how long an unconfirmed create may still be carried out:
+// the quiet time of any write in doubt (doubt.go).
+func (d *Destination) createGrace() time.Duration { return d.writeQuiet() }
 
 // findUnique looks a resource up by the attributes of body that the
 // endpoint's core schema declares unique (userName for Users), or by

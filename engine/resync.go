@@ -69,6 +69,9 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 	if st == nil {
 		st = NewStats(src)
 	}
+	if err := d.Settle(ctx); err != nil { // writes a dead process left in flight (doubt.go)
+		return st, err
+	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 4

@@ -268,6 +268,11 @@ func (r *Runner) try(ctx context.Context, ev *lang.Evaluator, j job, final bool)
 		if IsNotYet(err) && !final && ctx.Err() == nil {
 			return held
 		}
+		if errors.Is(err, ErrInDoubt) && ctx.Err() == nil {
+			// Not an outage: the write waited out an earlier one of the
+			// same resource that may still land (doubt.go); read again.
+			continue
+		}
 		if Temporary(err) {
 			if firstFail.IsZero() {
 				firstFail = time.Now()
@@ -338,13 +343,14 @@ func raced(err error) bool {
 // Temporary reports whether a change that failed with err may succeed when
 // tried again later, unchanged: the SCIM service or the directory could not
 // be reached or was overloaded (408, 429, 5xx, a timeout, a dropped
-// connection), or a create was sent and not confirmed. Anything else
+// connection), a create was sent and not confirmed, or a write waited out
+// an earlier one of the same resource (ErrInDoubt). Anything else
 // (a mapping error, a 4xx) is permanent for the change.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ErrCreatePending) {
+	if errors.Is(err, ErrCreatePending) || errors.Is(err, ErrInDoubt) {
 		return true
 	}
 	var se *scim.Error

@@ -60,12 +60,12 @@ import (
 //
 // Writes in doubt. A write whose answer was lost (a timeout, a 5xx, a
 // dropped connection) may still be carried out by the service after a later
-// write of the same resource, undoing part of it: no shadow is recorded for
-// that resource from a request sent within the quiet time after the lost
-// one (three times the client's timeout, the bound the engine already
-// relies on for creates, DefaultCreateGrace), and after an Open that
-// dropped the shadows of a process that died, none at all until the quiet
-// time has passed.
+// write of the same resource, undoing part of it. The client does not send
+// it again, and the next update of the resource waits out the quiet time
+// (three times the client's timeout) before it reads it (doubt.go); besides,
+// no shadow is recorded for that resource from a request sent within the
+// quiet time after the lost one, and after an Open that dropped the shadows
+// of a process that died, none at all until the quiet time has passed.
 //
 // Every write keeps its shadow right or drops it. Destination.write, which
 // every request that changes a resource goes through, opens a session on
@@ -387,15 +387,8 @@ func (d *Destination) shadowsReadable() bool {
 }
 
 // shadowQuiet is how long a write whose answer was lost may still be
-// carried out by the service: three times the client's timeout, and no
-// less than the create grace.
-func (d *Destination) shadowQuiet() time.Duration {
-	q := d.createGrace()
-	if d.Pipe != nil && 3*d.Pipe.SCIM.Timeout > q {
-		q = 3 * d.Pipe.SCIM.Timeout
-	}
-	return q
-}
+// carried out by the service (doubt.go).
+func (d *Destination) shadowQuiet() time.Duration { return d.writeQuiet() }
 
 // shadowBegin opens a session on ep/id when this destination keeps shadows.
 func (d *Destination) shadowBegin(endpointPath, id string, began time.Time) *shadowSession {

@@ -301,26 +301,34 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	return resp, nil
 }
 
-// idempotent reports whether sending a request twice does no more than
-// sending it once (RFC 9110 §9.2.2), so that it may be resent after a
-// failure whose effect is unknown. A POST that creates is not; a POST to
-// /.search is a query. PATCH is taken as idempotent: the engine's PATCHes
-// set values (replace, add of a member, remove by value filter), and a
-// second one changes nothing.
+// idempotent reports whether a request may be sent again after a failure
+// whose effect is unknown (a timeout, a dropped connection, a 5xx): reads
+// (GET, a POST to /.search) and DELETE, whose second attempt finds nothing
+// left to do. Writes are not. A POST may create a second resource; and a
+// PATCH or PUT whose first attempt is still on its way (held by a proxy or
+// a load balancer, queued in the service) may be carried out after the
+// second: an "add" of a member applied twice leaves some services holding
+// the value twice, and a late first attempt lands after — and undoes — a
+// later write of the same resource. Such a failure goes back to the caller
+// (IsUncertain), which waits until the first attempt can no longer land
+// and reads the resource again (engine.Destination).
 func idempotent(method, path string) bool {
-	if method != http.MethodPost {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete:
 		return true
+	case http.MethodPost:
+		p, _, _ := strings.Cut(path, "?")
+		return strings.HasSuffix(p, "/.search")
 	}
-	p, _, _ := strings.Cut(path, "?")
-	return strings.HasSuffix(p, "/.search")
+	return false
 }
 
-// resendUnsent retries a non-idempotent request only while each failure
-// shows that the service did not process it: a 429 (refused before any
-// work) or a connection that could not be made. After a timeout, a dropped
-// connection or a 5xx the request may have been carried out, and sending it
-// again could create a second resource: the error goes back to the caller,
-// which finds out (IsUncertain) by looking the resource up.
+// resendUnsent retries a write only while each failure shows that the
+// service did not process it: a 429 (refused before any work) or a
+// connection that could not be made. After a timeout, a dropped connection
+// or a 5xx the request may have been carried out, or may still be: the
+// error goes back to the caller, which finds out (IsUncertain) by reading
+// the resource once the request can no longer land.
 func (c *Client) resendUnsent(ctx context.Context, method, path, u string, body []byte, err error) (*Response, error) {
 	r := c.retry
 	for attempt := 1; attempt < r.MaxAttempts && notProcessed(err); attempt++ {

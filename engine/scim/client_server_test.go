@@ -232,31 +232,59 @@ func TestServerRetryAfter(t *testing.T) {
 }
 
 // TestServer500ThenSuccess: a 500 is retried for a request that may be
-// sent twice (PATCH); a create (POST) is not sent again after a 500, since
-// the service may have carried it out (IsUncertain tells the caller to look
-// it up), but is after a 429, which refuses before doing anything.
+// sent twice (a GET); a write (PATCH, PUT, POST) is not sent again after a
+// 500, since the service may have carried it out (IsUncertain tells the
+// caller to wait and read the resource), but is after a 429, which refuses
+// before doing anything.
 func TestServer500ThenSuccess(t *testing.T) {
 	env := scimtest.Server(t)
 	c, ua := serverClient(t, env, Retry{Base: 10 * time.Millisecond, Sleep: (&realSleep{}).Sleep}, nil)
 	id := createUser(t, c, scimtest.Unique("r500"))
-	env.Fault(t, scimtest.Fault{Status: 500, Count: 2, Method: "PATCH", Path: "/Users", UserAgent: ua})
-	patch := []byte(`{"schemas":["` + URNPatchOp + `"],"Operations":[{"op":"replace","path":"title","value":"x"}]}`)
-	if _, err := c.Patch(context.Background(), "/Users", id, patch); err != nil {
+	env.Fault(t, scimtest.Fault{Status: 500, Count: 2, Method: "GET", Path: "/Users", UserAgent: ua})
+	if _, err := c.Get(context.Background(), "/Users/"+id); err != nil {
 		t.Fatal(err)
 	}
 	if got := statuses(env.Requests(t, ua)); fmt.Sprint(got) != "[201 500 500 200]" {
 		t.Errorf("requests %v, want [201 500 500 200]", got)
 	}
 
-	env.Fault(t, scimtest.Fault{Status: 500, Count: 1, Method: "POST", Path: "/Users", UserAgent: ua})
-	_, err := c.Create(context.Background(), "/Users", []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+scimtest.Unique("r500")+`"}`))
-	if err == nil || !IsUncertain(err) {
-		t.Fatalf("a create answered 500: %v; want an uncertain error, not a second POST", err)
-	}
-	env.Fault(t, scimtest.Fault{Status: 429, Count: 1, Method: "POST", Path: "/Users", UserAgent: ua})
-	createUser(t, c, scimtest.Unique("r429"))
-	if got := statuses(env.Requests(t, ua)); fmt.Sprint(got) != "[201 500 500 200 500 429 201]" {
-		t.Errorf("requests %v, want [201 500 500 200 500 429 201]: the 500 POST never resent, the 429 one resent", got)
+	patch := []byte(`{"schemas":["` + URNPatchOp + `"],"Operations":[{"op":"replace","path":"title","value":"x"}]}`)
+	for _, w := range []struct {
+		method string
+		send   func() error
+	}{
+		{"PATCH", func() error { _, err := c.Patch(context.Background(), "/Users", id, patch); return err }},
+		{"PUT", func() error {
+			u, err := c.Get(context.Background(), "/Users/"+id)
+			if err != nil {
+				return err
+			}
+			_, err = c.Put(context.Background(), "/Users", id, u)
+			return err
+		}},
+		{"POST", func() error {
+			_, err := c.Create(context.Background(), "/Users", []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+scimtest.Unique("r500")+`"}`))
+			return err
+		}},
+	} {
+		seen := len(env.Requests(t, ua))
+		env.Fault(t, scimtest.Fault{Status: 500, Count: 1, Method: w.method, Path: "/Users", UserAgent: ua})
+		if err := w.send(); err == nil || !IsUncertain(err) {
+			t.Fatalf("%s answered 500: %v; want an uncertain error, not a second attempt", w.method, err)
+		}
+		env.Fault(t, scimtest.Fault{Status: 429, Count: 1, Method: w.method, Path: "/Users", UserAgent: ua})
+		if err := w.send(); err != nil {
+			t.Fatalf("%s after a 429: %v", w.method, err)
+		}
+		var got []int
+		for _, r := range env.Requests(t, ua)[seen:] {
+			if r.Method == w.method {
+				got = append(got, r.Status)
+			}
+		}
+		if len(got) != 3 || got[0] != 500 || got[1] != 429 || got[2]/100 != 2 {
+			t.Errorf("%s requests %v, want [500 429 2xx]: the 500 never resent, the 429 one resent", w.method, got)
+		}
 	}
 }
 
