@@ -131,6 +131,7 @@ func (d *Destination) write(ctx context.Context, method, endpoint, id string, bo
 		}
 		return nil, errShadowRefused
 	}
+	d.sending()
 	answer, err := d.send(ctx, method, endpoint, id, body)
 	if err != nil {
 		d.noteDoubt(method, endpoint, id, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scimsync/scimsync/engine/scim"
@@ -13,7 +14,8 @@ import (
 // Writes in doubt.
 //
 // A PATCH or PUT whose answer did not come (a timeout, a dropped
-// connection, a 5xx) may have been carried out, or may still be: a proxy
+// connection, a 5xx but 503: scim.InDoubt) may have been carried out, or
+// may still be: a proxy
 // or a load balancer can hold a request past the client's timeout and
 // forward it later, and a service can queue it. Sent again at once, or
 // followed at once by a GET and a re-diff that cannot see it yet, the
@@ -33,7 +35,9 @@ import (
 // successor, which cannot know which resources they were for: when the
 // state store says the last process did not close cleanly (its shadows
 // were dropped, engine/state/shadow.go), every update waits until the
-// quiet time after Open has passed.
+// quiet time after that process last sent a write has passed (the store
+// keeps that time, engine/state/sent.go; when it cannot tell, the quiet
+// time after Open). A process killed while idle leaves nothing to wait for.
 
 // ErrInDoubt is a write not sent because an earlier write of the same
 // resource may still be carried out by the service: the change is tried
@@ -49,7 +53,14 @@ type doubts struct {
 	until map[string]time.Time // shadowKey -> end of the quiet time
 	// logged is set once the wait for a process that died is logged.
 	logged bool
+	// waiting counts the settle calls waiting now (Waiting).
+	waiting atomic.Int64
 }
+
+// Waiting reports whether a change is waiting out a write in doubt: the
+// run does not give up on changes that wait for it meanwhile (a group
+// whose member is that change's resource).
+func (d *Destination) Waiting() bool { return d.doubts().waiting.Load() > 0 }
 
 var doubtsMade sync.Mutex
 
@@ -80,10 +91,7 @@ func (d *Destination) writeQuiet() time.Duration {
 // doubtUntil returns when the writes in doubt of endpoint/id can no longer
 // land (zero or past: none).
 func (d *Destination) doubtUntil(endpoint, id string) time.Time {
-	var t time.Time
-	if sh := d.Shadows; sh != nil && sh.dropped {
-		t = sh.opened.Add(d.writeQuiet())
-	}
+	t := d.deadUntil()
 	if id == "" {
 		return t
 	}
@@ -104,10 +112,33 @@ func (d *Destination) doubtUntil(endpoint, id string) time.Time {
 	return t
 }
 
+// deadUntil is when no write a process that died can have left in flight
+// can land any more: the quiet time after it last sent one (from Open when
+// that cannot be told); zero when the last process closed the store
+// cleanly.
+func (d *Destination) deadUntil() time.Time {
+	sh := d.Shadows
+	if sh == nil || !sh.dropped {
+		return time.Time{}
+	}
+	base := sh.opened
+	if sh.lastSentKnown && sh.lastSent.Before(base) {
+		base = sh.lastSent
+	}
+	return base.Add(d.writeQuiet())
+}
+
+// sending declares a write about to be sent (state.Store.NoteSending).
+func (d *Destination) sending() {
+	if d.Shadows != nil {
+		d.Shadows.store.NoteSending(time.Now())
+	}
+}
+
 // noteDoubt records that a write of endpoint/id that failed with err may
 // still be carried out.
 func (d *Destination) noteDoubt(method, endpoint, id string, err error) {
-	if id == "" || method == http.MethodPost || method == http.MethodDelete || !scim.IsUncertain(err) {
+	if id == "" || method == http.MethodPost || method == http.MethodDelete || !scim.InDoubt(method, err) {
 		// A create is in doubt by its own rules (Known.CreateSent); a
 		// resource deleted late is gone all the same.
 		return
@@ -148,7 +179,7 @@ func (d *Destination) settle(ctx context.Context, endpoint, id string) (waited b
 	if wait <= 0 {
 		return false, nil
 	}
-	if sh := d.Shadows; sh != nil && sh.dropped && !until.After(sh.opened.Add(d.writeQuiet())) {
+	if dead := d.deadUntil(); !dead.IsZero() && !until.After(dead) {
 		ds := d.doubts()
 		ds.mu.Lock()
 		first := !ds.logged
@@ -159,6 +190,9 @@ func (d *Destination) settle(ctx context.Context, endpoint, id string) (waited b
 				"until", until.Format(time.RFC3339), "quiet", d.writeQuiet().String())
 		}
 	}
+	ds := d.doubts()
+	ds.waiting.Add(1)
+	defer ds.waiting.Add(-1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -102,6 +102,9 @@ func TestDoubtWaits(t *testing.T) {
 		{http.MethodPatch, uncertain, true},
 		{http.MethodPut, &scim.Error{Status: 500}, true},
 		{http.MethodPatch, &scim.Error{Status: 429}, false},
+		{http.MethodPatch, &scim.Error{Status: 503}, false}, // the service did not handle it
+		{http.MethodPatch, &scim.Error{Status: 502}, true},
+		{http.MethodPatch, &scim.Error{Status: 504}, true},
 		{http.MethodPatch, &scim.Error{Status: 400}, false},
 		{http.MethodPatch, &scim.TransportError{NotSent: true}, false},
 		{http.MethodDelete, uncertain, false},
@@ -142,8 +145,23 @@ func TestDoubtWaits(t *testing.T) {
 		t.Error("settle with a cancelled context: no error")
 	}
 
-	dead := &Destination{CreateGrace: time.Hour, Shadows: &Shadows{dropped: true, opened: time.Now()}}
-	if !dead.doubtUntil("/Users", "any").After(time.Now().Add(59 * time.Minute)) {
-		t.Error("after a process that died, a resource is not in doubt for the quiet time")
+	// After a process that died: the quiet time from when it last sent a
+	// write, or from Open when that is not known; nothing when it closed
+	// cleanly.
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		sh   *Shadows
+		want time.Time
+	}{
+		{"unknown", &Shadows{dropped: true, opened: now}, now.Add(time.Hour)},
+		{"sent 10 min ago", &Shadows{dropped: true, opened: now, lastSent: now.Add(-10 * time.Minute), lastSentKnown: true}, now.Add(50 * time.Minute)},
+		{"sent 2 h ago", &Shadows{dropped: true, opened: now, lastSent: now.Add(-2 * time.Hour), lastSentKnown: true}, now.Add(-time.Hour)},
+		{"closed cleanly", &Shadows{opened: now}, time.Time{}},
+	} {
+		dead := &Destination{CreateGrace: time.Hour, Shadows: tc.sh}
+		if got := dead.doubtUntil("/Users", "any"); !got.Equal(tc.want) {
+			t.Errorf("%s: in doubt until %v, want %v", tc.name, got.Sub(now), tc.want.Sub(now))
+		}
 	}
 }

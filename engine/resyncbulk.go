@@ -428,6 +428,7 @@ func (b *bulkSender) send(ctx context.Context, ops []*bulkOp, attempt int) {
 	// From here each update may be written: its shadow is held (and
 	// dropped when the request ends) and its listed copy no longer answers.
 	shadows := b.beginUpdates(ops)
+	b.d.sending()
 	results, err := b.d.Client.SendBulk(ctx, batch)
 	if err != nil {
 		endShadows(shadows, func(int) error { return err })

@@ -206,7 +206,11 @@ func (r *Runner) work(ctx context.Context, q chan job) {
 				for len(w.jobs) > 0 {
 					// During an outage the members a change waits for cannot
 					// arrive either: the wait starts again when it ends.
-					if r.health.isDown() {
+					// Nor while a change read before it is not done yet (a
+					// member's add queued behind a slow one, tried again) or
+					// a change waits out a write in doubt: it may be the
+					// member waited for.
+					if r.health.isDown() || r.Dest.Waiting() || (w.jobs[0].seq > 0 && r.order.firstUndone() < w.jobs[0].seq) {
 						w.since = now
 					}
 					if st = r.try(ctx, ev, w.jobs[0], now.Sub(w.since) > maxRefWait); st != done {
@@ -1431,6 +1435,13 @@ func newOrderTracker(s *state.Store) *orderTracker {
 	t := &orderTracker{store: s, pos: map[int64]string{}, done_: map[int64]bool{}, next: 1}
 	t.cond = sync.NewCond(&t.mu)
 	return t
+}
+
+// firstUndone is the lowest seq not done yet.
+func (t *orderTracker) firstUndone() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.next
 }
 
 func (t *orderTracker) start(seq int64, pos string) {

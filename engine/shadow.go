@@ -88,7 +88,7 @@ import (
 // multi-valued attributes (patchFilters = "replace", or learned: the
 // replacement carries the elements the pipe does not manage), resync and
 // verify (they compare with the service itself; they keep shadows right),
-// dry runs, and `run --shadows=false`.
+// dry runs, `failed retry`, and `run --shadows=false`.
 //
 // A PATCH built from a shadow that the service refuses with 400, 404, 409
 // or 412 is not sent again as it is, and nothing more is sent from that
@@ -113,6 +113,10 @@ type Shadows struct {
 
 	opened  time.Time
 	dropped bool // the store dropped the shadows of a process that did not close clean
+	// lastSent is when the processes before this one last sent a write,
+	// when the store can tell (state.Store.LastSent).
+	lastSent      time.Time
+	lastSentKnown bool
 
 	mu    sync.Mutex
 	slots map[string]*slot
@@ -125,7 +129,9 @@ type Shadows struct {
 // through a Destination whose Shadows is the value returned.
 func NewShadows(st *state.Store) *Shadows {
 	st.KeepShadows()
-	return &Shadows{store: st, opened: time.Now(), dropped: st.ShadowsDropped(), slots: map[string]*slot{}}
+	sent, known := st.LastSent()
+	return &Shadows{store: st, opened: time.Now(), dropped: st.ShadowsDropped(), lastSent: sent, lastSentKnown: known,
+		slots: map[string]*slot{}}
 }
 
 // slot is what the process knows of one resource's shadow beyond the store.
@@ -287,7 +293,9 @@ func (s *shadowSession) note(answer []byte, err error) {
 		}
 	case errors.As(err, &te) && te.NotSent:
 	default:
-		s.uncertain = true
+		// A session's writes update a resource (PATCH, PUT, DELETE): an
+		// update answered 503 was not handled (scim.InDoubt).
+		s.uncertain = scim.InDoubt(http.MethodPatch, err)
 	}
 }
 

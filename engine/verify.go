@@ -188,6 +188,13 @@ func Verify(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 	if err := v.endpoints(); err != nil {
 		return nil, err
 	}
+	if opts.Repair {
+		// Repairs go from what is read now: not before a killed process's
+		// writes in flight have landed (doubt.go).
+		if err := d.Settle(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.loadIDMap(); err != nil {
 		return nil, err
 	}

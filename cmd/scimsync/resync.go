@@ -303,6 +303,12 @@ func runResync(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if ropts.Applied == nil {
 		ropts.Applied = func(_ *lang.Entry, class string, a engine.Applied) { tally.add(class, a.Outcome) }
 	}
+	// Writes a killed process may have left in flight land before SCIM is
+	// read (engine/doubt.go); resync itself waits again, for nothing.
+	if err := dest.Settle(ctx); err != nil {
+		summary(stderr, stats, sent.Load(), *dryRun, "resync interrupted")
+		return 130
+	}
 	list := !p.NoList // scim { list = false }
 	if fs.Changed("no-list") {
 		list = !*noList

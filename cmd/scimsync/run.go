@@ -79,7 +79,7 @@ func runRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	once := fs.Bool("once", false, "apply every change available now, then exit (exit status 1 when changes remain parked)")
 	workers := fs.Int("workers", 4, "entries applied in parallel (changes to one entry stay in order)")
 	rate := fs.Float64("rate", 0, "at most this many requests per second to the SCIM service (0: no limit)")
-	shadows := fs.Bool("shadows", false, "PATCH from what this engine last wrote to each resource, without reading it first: one request per change (experimental: see the README; default: read each resource before changing it)")
+	shadows := fs.Bool("shadows", true, "PATCH from what this engine last wrote to each resource, without reading it first: one request per change (--shadows=false reads each resource before changing it)")
 	startupTimeout := fs.Duration("startup-timeout", 0, "how long to wait for a directory that is down at start-up (0: as long as it takes; default 5m with --once)")
 	stateDir := stateDirFlag(fs)
 	verbose := fs.BoolP("verbose", "v", false, "also log out-of-scope changes (--log-level debug)")

@@ -76,10 +76,12 @@ func (p *ldapPipe) command(ctx context.Context, verb string, args ...string) *ex
 	return cmd
 }
 
-// run runs a command to its end (at most 60 s).
+// run runs a command to its end (at most 150 s: a run after a kill -9
+// waits first for the writes the killed one may have left in flight, 30 s
+// with the default SCIM timeout, engine/doubt.go).
 func (p *ldapPipe) run(verb string, args ...string) (code int, stdout, stderr string) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	cmd := p.command(ctx, verb, args...)
 	var out, errb bytes.Buffer

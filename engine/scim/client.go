@@ -324,14 +324,14 @@ func idempotent(method, path string) bool {
 }
 
 // resendUnsent retries a write only while each failure shows that the
-// service did not process it: a 429 (refused before any work) or a
-// connection that could not be made. After a timeout, a dropped connection
-// or a 5xx the request may have been carried out, or may still be: the
-// error goes back to the caller, which finds out (IsUncertain) by reading
-// the resource once the request can no longer land.
+// service did not process it (notProcessed). After a timeout, a dropped
+// connection or another 5xx the request may have been carried out, or may
+// still be: the error goes back to the caller, which finds out
+// (IsUncertain, InDoubt) by reading the resource once the request can no
+// longer land.
 func (c *Client) resendUnsent(ctx context.Context, method, path, u string, body []byte, err error) (*Response, error) {
 	r := c.retry
-	for attempt := 1; attempt < r.MaxAttempts && notProcessed(err); attempt++ {
+	for attempt := 1; attempt < r.MaxAttempts && notProcessed(method, err); attempt++ {
 		wait := r.Wait(attempt, err)
 		if r.OnRetry != nil {
 			r.OnRetry(attempt, err, wait)
@@ -352,14 +352,31 @@ func (c *Client) resendUnsent(ctx context.Context, method, path, u string, body 
 	return nil, err
 }
 
-// notProcessed reports whether a failed request surely had no effect.
-func notProcessed(err error) bool {
+// notProcessed reports whether a failed write surely had no effect, so
+// that it may be sent again: a 429 (refused before any work), a connection
+// that could not be made, and for an update (PATCH, PUT, DELETE) a 503,
+// which says the service could not handle the request (RFC 9110 §15.6.4):
+// services and their load balancers answer it when overloaded or down, the
+// common case of an outage, where treating each 503 as a write in doubt
+// would hold every change of the resource for the quiet time. A create
+// answered 503 is still looked up before it is sent again (IsUncertain): a
+// second resource costs more than a lookup.
+func notProcessed(method string, err error) bool {
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Status == http.StatusTooManyRequests
+		return e.Status == http.StatusTooManyRequests ||
+			e.Status == http.StatusServiceUnavailable && method != http.MethodPost
 	}
 	var t *TransportError
 	return errors.As(err, &t) && t.NotSent
+}
+
+// InDoubt reports whether a write that failed with err may have been
+// carried out or may still be (a timeout, a dropped connection, a 5xx other
+// than an update's 503): the caller must read the resource, and not before
+// the request can no longer land, before it writes it again.
+func InDoubt(method string, err error) bool {
+	return IsUncertain(err) && !notProcessed(method, err)
 }
 
 // IsUncertain reports whether err leaves it unknown whether the service

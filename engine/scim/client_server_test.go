@@ -286,6 +286,27 @@ func TestServer500ThenSuccess(t *testing.T) {
 			t.Errorf("%s requests %v, want [500 429 2xx]: the 500 never resent, the 429 one resent", w.method, got)
 		}
 	}
+
+	// A 503 says the service did not handle the request: an update is
+	// resent, a create is not (it is looked up first).
+	seen := len(env.Requests(t, ua))
+	env.Fault(t, scimtest.Fault{Status: 503, Count: 1, Method: "PATCH", Path: "/Users", UserAgent: ua})
+	patch = []byte(`{"schemas":["` + URNPatchOp + `"],"Operations":[{"op":"replace","path":"title","value":"after 503"}]}`)
+	if _, err := c.Patch(context.Background(), "/Users", id, patch); err != nil {
+		t.Errorf("a PATCH answered 503 once: %v, want it resent", err)
+	}
+	env.Fault(t, scimtest.Fault{Status: 503, Count: 1, Method: "POST", Path: "/Users", UserAgent: ua})
+	_, err := c.Create(context.Background(), "/Users", []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+scimtest.Unique("r503")+`"}`))
+	if err == nil || !IsUncertain(err) || InDoubt("PATCH", err) || !InDoubt("POST", err) {
+		t.Errorf("a POST answered 503: %v; want an uncertain error (a create in doubt), not a second POST", err)
+	}
+	var got []string
+	for _, r := range env.Requests(t, ua)[seen:] {
+		got = append(got, fmt.Sprint(r.Method, " ", r.Status))
+	}
+	if fmt.Sprint(got) != "[PATCH 503 PATCH 200 POST 503]" {
+		t.Errorf("requests %v, want [PATCH 503 PATCH 200 POST 503]", got)
+	}
 }
 
 func TestServerSlowAndDropped(t *testing.T) {

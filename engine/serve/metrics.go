@@ -28,6 +28,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	retries   prometheus.Counter
 	throttled prometheus.Counter
+	scr       *scraper
 }
 
 // Lagger is what the Lag hook of Scraped answers: how far the run's
@@ -81,8 +82,8 @@ func NewMetrics(s Scraped) *Metrics {
 		Name: "scimsync_scim_throttled_total",
 		Help: "Answers 429 Too Many Requests from the SCIM service.",
 	})
-	m.Registry.MustRegister(m.read, m.changes, m.requests, m.latency, m.retries, m.throttled,
-		&scraper{s: s, since: time.Now()},
+	m.scr = &scraper{s: s, since: time.Now()}
+	m.Registry.MustRegister(m.read, m.changes, m.requests, m.latency, m.retries, m.throttled, m.scr,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -147,6 +148,32 @@ type scraper struct {
 	since      time.Time // when the checkpoint was last seen to move (or the run started)
 	checkpoint string
 	seen       bool
+
+	// The id map is counted by reading all of it; a count is reused until
+	// it is older than idMapReuse times what it took, so that scrapes of a
+	// large map spend at most about 2 % of the time counting.
+	idMapCount map[string]int
+	idMapAt    time.Time
+	idMapTook  time.Duration
+}
+
+// idMapReuse: a count that took d is reused for idMapReuse×d.
+const idMapReuse = 50
+
+// idMap returns the id map's resources per endpoint, counted anew when
+// the last count is too old for what counting costs.
+func (s *scraper) idMap(st *state.Store, now time.Time) (map[string]int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idMapCount != nil && now.Sub(s.idMapAt) < idMapReuse*s.idMapTook {
+		return s.idMapCount, true
+	}
+	perEndpoint, err := st.CountMapped()
+	if err != nil {
+		return nil, false
+	}
+	s.idMapCount, s.idMapAt, s.idMapTook = perEndpoint, now, time.Since(now)
+	return perEndpoint, true
 }
 
 var (
@@ -169,7 +196,8 @@ var (
 		"Age of the oldest change after the run's checkpoint, 0 when there is none (syncrepl without a readable "+
 			"accesslog: the time from the checkpoint's CSN to the directory's contextCSN); absent when the source cannot tell.", nil, nil)
 	descIDMap = prometheus.NewDesc("scimsync_id_map_resources",
-		"Resources in the id map (those this pipe manages), by endpoint.", []string{"endpoint"}, nil)
+		"Resources in the id map (those this pipe manages), by endpoint; a large map is counted again once "+
+			"the last count is 50 times as old as it took (every few seconds at 100 000 entries).", []string{"endpoint"}, nil)
 	descWaits = prometheus.NewDesc("scimsync_change_waits_total",
 		"Times a change was tried again after a temporary failure (the SCIM service or the directory unavailable).", nil, nil)
 )
@@ -206,13 +234,7 @@ func (s *scraper) Collect(ch chan<- prometheus.Metric) {
 			s.mu.Unlock()
 			ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, age)
 		}
-		perEndpoint := map[string]int{}
-		if st.Range(func(_ string, m state.Mapping) bool {
-			if m.SCIMID != "" {
-				perEndpoint[m.Endpoint]++
-			}
-			return true
-		}) == nil {
+		if perEndpoint, ok := s.idMap(st, now); ok {
 			for ep, n := range perEndpoint {
 				ch <- prometheus.MustNewConstMetric(descIDMap, prometheus.GaugeValue, float64(n), ep)
 			}

@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -78,6 +79,7 @@ type Store struct {
 	path   string
 	c      *committer // the grouped writes (commit.go)
 	shadow shadowState
+	sent   sentMark // when writes were last sent (sent.go)
 }
 
 // Mapping is what the id map remembers of one source entry.
@@ -169,6 +171,7 @@ func Open(dir, pipe string) (*Store, error) {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
+	s.readSent() // under the lock: the previous process is gone
 	if err := s.verifyTop(); err != nil {
 		db.Close()
 		return nil, err
@@ -220,6 +223,9 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.stopCommitter()
 	err := s.closeShadows()
+	if cerr := s.closeSent(); err == nil {
+		err = cerr
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
@@ -313,6 +319,39 @@ func (t *Tx) Range(fn func(identity string, m Mapping) bool) error {
 		}
 	}
 	return nil
+}
+
+// CountMapped counts the id map's entries that hold a SCIM id, by
+// endpoint. It reads only those two fields of each record: /metrics asks
+// at its scrapes, and decoding every record of a 100 000-entry map takes
+// about a second.
+func (t *Tx) CountMapped() (map[string]int, error) {
+	out := map[string]int{}
+	var c *bolt.Cursor
+	step := func(first bool) ([]byte, []byte) {
+		defer storeOp()
+		if first {
+			c = t.tx.Bucket(bucketIDs).Cursor()
+			return c.First()
+		}
+		return c.Next()
+	}
+	for k, v := step(true); k != nil; k, v = step(false) {
+		if !gjson.ValidBytes(v) {
+			return nil, fmt.Errorf("state: id map entry %q: not JSON", k)
+		}
+		r := gjson.GetManyBytes(v, "endpoint", "scimId")
+		if r[1].Str != "" {
+			out[r[0].Str]++
+		}
+	}
+	return out, nil
+}
+
+// CountMapped is Tx.CountMapped in a read transaction of its own.
+func (s *Store) CountMapped() (counts map[string]int, err error) {
+	err = s.View(func(t *Tx) error { counts, err = t.CountMapped(); return err })
+	return counts, err
 }
 
 // Park adds a change to the failed-changes record, or replaces it when p.ID

@@ -205,3 +205,40 @@ func viewParkedKey(s *Store, key string) (p Parked, ok bool, err error) {
 	err = s.View(func(t *Tx) error { p, ok, err = t.ParkedKey(key); return err })
 	return p, ok, err
 }
+
+// TestCountMapped: the id map's entries with a SCIM id, by endpoint, as
+// Range would count them; a pending create (no id yet) is not counted.
+func TestCountMapped(t *testing.T) {
+	s, err := Open(t.TempDir(), "count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id, m := range map[string]Mapping{
+		"a": {Endpoint: "Users", SCIMID: "1", DN: "uid=a"},
+		"b": {Endpoint: "Users", SCIMID: "2", DN: "uid=b"},
+		"c": {Endpoint: "Users", DN: "uid=c", Pending: []string{`userName eq "c"`}},
+		"g": {Endpoint: "Groups", SCIMID: "3", DN: "cn=g"},
+		"q": {Endpoint: `Quo"ted`, SCIMID: "4", DN: "cn=q"},
+	} {
+		if err := s.Put(id, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.CountMapped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	if err := s.Range(func(_ string, m Mapping) bool {
+		if m.SCIMID != "" {
+			want[m.Endpoint]++
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || got["Users"] != 2 || got[`Quo"ted`] != 1 {
+		t.Errorf("CountMapped = %v, want %v (as Range counts)", got, want)
+	}
+}
