@@ -616,6 +616,7 @@ func (d *Destination) updateIn(ctx context.Context, res *lang.Result, out Applie
 		out, err = d.withPassword(ctx, res, out)
 		if err == nil {
 			d.keepShadow(sess, res, desired, managed)
+			d.keepListed(sess, res, current, desired, managed) // nothing sent: the listing's copy (listshadow.go)
 		}
 		return out, err
 	}

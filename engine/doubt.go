@@ -116,17 +116,7 @@ func (d *Destination) doubtUntil(endpoint, id string) time.Time {
 // can land any more: the quiet time after it last sent one (from Open when
 // that cannot be told); zero when the last process closed the store
 // cleanly.
-func (d *Destination) deadUntil() time.Time {
-	sh := d.Shadows
-	if sh == nil || !sh.dropped {
-		return time.Time{}
-	}
-	base := sh.opened
-	if sh.lastSentKnown && sh.lastSent.Before(base) {
-		base = sh.lastSent
-	}
-	return base.Add(d.writeQuiet())
-}
+func (d *Destination) deadUntil() time.Time { return d.Shadows.deadUntil(d.writeQuiet()) }
 
 // sending declares a write about to be sent (state.Store.NoteSending).
 func (d *Destination) sending() {

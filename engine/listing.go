@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -59,6 +60,12 @@ type ListOptions struct {
 	// pipe does not manage go), when the destination's pipe says what
 	// that is and does not update by PUT.
 	Whole bool
+	// Only, when set, holds only the resources whose id it accepts; the
+	// others are counted, so that the paging checks hold, and not kept.
+	// Such a listing answers no lookup (a filter would miss what it did
+	// not keep): it is read by id (Peek), as resync reads back what its
+	// Bulk requests wrote (listshadow.go).
+	Only func(id string) bool
 }
 
 // Listing is one endpoint's resources as a listing of it in pages
@@ -78,6 +85,11 @@ type Listing struct {
 	who    string
 	total  int // the service's totalResults at the last page
 	pages  int // pages read
+	size   int // the count asked for per page
+	// read is when the first page was asked for: nothing the listing
+	// holds is older (a shadow taken from it is as old as that).
+	read    time.Time
+	partial bool // ListOptions.Only: it answers no lookup
 
 	mu      sync.Mutex
 	res     map[string]*listedRes
@@ -183,6 +195,7 @@ func NewListing(ep *lang.Endpoint, resources ...[]byte) *Listing {
 		}
 	}
 	l.snapped, l.total = len(l.res), len(l.res)
+	l.read = time.Now()
 	l.listed.Store(true)
 	return l
 }
@@ -247,6 +260,7 @@ func (d *Destination) List(ctx context.Context, ep *lang.Endpoint, opts ListOpti
 		l.res, l.index, l.snapped, l.reason = map[string]*listedRes{}, nil, 0, reason
 		return l
 	}
+	l.size, l.read, l.partial = size, time.Now(), opts.Only != nil
 	start, total := 1, -1
 	for total < 0 || start <= total {
 		path := fmt.Sprintf("%s?startIndex=%d&count=%d", strings.TrimRight(ep.Path, "/"), start, size)
@@ -306,7 +320,14 @@ func (d *Destination) List(ctx context.Context, ep *lang.Endpoint, opts ListOpti
 		for _, r := range items {
 			// The id and the kept JSON are copies: a substring of the
 			// page would keep the whole page alive.
-			if id := r.Get("id").String(); id != "" {
+			id := r.Get("id").String()
+			switch {
+			case id == "":
+			case opts.Only != nil && !opts.Only(id):
+				if l.res[id] == nil {
+					l.res[strings.Clone(id)] = &listedRes{} // counted, not kept
+				}
+			default:
 				l.res[strings.Clone(id)] = &listedRes{raw: keep.compact(r.Raw)}
 			}
 		}
@@ -608,7 +629,7 @@ func (idx *attrIndex) add(v, id string) {
 //     goes to the service: the engine asks again only when something may
 //     have changed it (a create whose answer was lost, a conflict).
 func (l *Listing) lookup(filter, knownID string) (r localAnswer) {
-	if !l.Listed() {
+	if !l.Listed() || l.partial {
 		return r
 	}
 	l.mu.Lock()
@@ -666,6 +687,23 @@ type localAnswer struct {
 // services leave them out of listings — is read by id).
 func (l *Listing) usable(h *listedRes) bool {
 	return !h.out && h.raw != nil && l.whole(h.raw)
+}
+
+// asListed returns resource id as the listing gave it, and when the
+// listing began to be read, when a lookup could be answered with it: it was
+// listed, nothing has been written to it since (by this process: what
+// Destination.AfterApply and the Bulk updates tell), and it is whole.
+func (l *Listing) asListed(id string) (raw []byte, read time.Time, ok bool) {
+	if !l.Listed() {
+		return nil, time.Time{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.res[id]
+	if h == nil || !l.usable(h) {
+		return nil, time.Time{}, false
+	}
+	return h.raw, l.read, true
 }
 
 // whole reports whether a listed resource holds what a read by id would:

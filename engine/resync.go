@@ -219,6 +219,11 @@ func Resync(ctx context.Context, p *lang.Pipe, d *Destination, src Entries, opts
 		}
 		deferred, retry = retry, nil
 	}
+	if bulk != nil && ctx.Err() == nil {
+		// Every Bulk request is answered: what they wrote is read back
+		// for its shadows (listshadow.go).
+		bulk.readBack(ctx)
+	}
 	return st, err
 }
 

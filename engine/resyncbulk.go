@@ -97,7 +97,10 @@ type bulkOp struct {
 	filters []string // what finds a create if the request's outcome is unknown (Destination.identifying)
 	bulkID  string
 	deps    []bulkDep // the ops its body refers to by bulkId ("bulkId:…" members)
-	secrets []string  // dry run: the values to withhold from the display
+	// secrets are the change's secret values: withheld from a dry run's
+	// display, and kept out of shadows (held in memory only).
+	secrets []string
+	managed []scim.Path // what the body manages: its shadow's covers (listshadow.go)
 	// An update (resyncbulkupdate.go) sets id, the resource's, and keeps
 	// what the single-request path needs if it must take over.
 	id       string
@@ -159,6 +162,8 @@ type bulkSender struct {
 
 	createdMu sync.Mutex
 	created   map[string]string // bulkId -> the id of the resource it made
+
+	readBacks readBacks // what Bulk wrote, for shadows (listshadow.go)
 }
 
 func newBulkSender(p *lang.Pipe, d *Destination, plan BulkPlan, st *Stats, opts ResyncOptions, workers int) *bulkSender {
@@ -226,10 +231,8 @@ func (b *bulkSender) apply(ctx context.Context, e *lang.Entry, res *lang.Result)
 		// one waits for a later pass, where its references have ids.
 		return Applied{Endpoint: res.Endpoint}, false, &notYetError{dn: dep.dn}
 	}
-	op := &bulkOp{e: e, class: className(res), ep: res.Endpoint, body: bytes.Clone(body), deps: refs.deps}
-	if b.d.DryRun != nil {
-		op.secrets = res.Secrets()
-	}
+	op := &bulkOp{e: e, class: className(res), ep: res.Endpoint, body: bytes.Clone(body), deps: refs.deps,
+		secrets: res.Secrets(), managed: res.Managed(lang.Create)}
 	if _, rest := b.d.capMembers(op.body); rest > 0 || !b.plan.Limits.FitsAlone(op.operation()) {
 		// More members than one request may carry, or too large for a
 		// BulkRequest: a single create (whose members resolve without
@@ -623,6 +626,7 @@ func (b *bulkSender) created1(op *bulkOp, id string) {
 	b.created[op.bulkID] = id
 	b.createdMu.Unlock()
 	b.wrote(op, id)
+	b.wroteBulk(op, id, op.body)
 	b.done(op, Applied{Outcome: Created, Endpoint: op.ep, ID: id, Attributes: bodyAttributes(op.body)})
 }
 
@@ -637,15 +641,20 @@ func (b *bulkSender) wrote(op *bulkOp, id string) {
 	if !l.Listed() {
 		return
 	}
-	body := op.body
+	l.wrote(id, b.withIDs(op.body, op.deps), op.filter)
+}
+
+// withIDs is body with its bulkId references to deps that have made their
+// resource replaced by that resource's id.
+func (b *bulkSender) withIDs(body []byte, deps []bulkDep) []byte {
 	b.createdMu.Lock()
-	for _, dep := range op.deps {
+	defer b.createdMu.Unlock()
+	for _, dep := range deps {
 		if depID, ok := b.created[dep.id]; ok {
 			body = bytes.ReplaceAll(body, []byte(strconvQuote("bulkId:"+dep.id)), []byte(strconvQuote(depID)))
 		}
 	}
-	b.createdMu.Unlock()
-	l.wrote(id, body, op.filter)
+	return body
 }
 
 // adopt takes the resource an unanswered create made (or another writer

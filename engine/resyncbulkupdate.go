@@ -89,13 +89,10 @@ func (b *bulkSender) updateOp(e *lang.Entry, res *lang.Result, id string, curren
 		return nil
 	}
 	op := &bulkOp{e: e, class: className(res), ep: ep, body: bodies[0], filter: res.Filter,
-		id: id, current: bytes.Clone(current), desired: bytes.Clone(desired)}
+		id: id, current: bytes.Clone(current), desired: bytes.Clone(desired), secrets: res.Secrets(), managed: managed}
 	op.attrs, op.patchOps = patchSummary(bodies)
 	if !b.plan.Limits.FitsAlone(op.operation()) {
 		return nil
-	}
-	if d.DryRun != nil {
-		op.secrets = res.Secrets()
 	}
 	return op
 }
@@ -173,6 +170,7 @@ func (b *bulkSender) settleUpdates(ctx context.Context, ops []*bulkOp, results [
 	for i, op := range ops {
 		err := updateResult(op, results[i])
 		if err == nil {
+			b.wroteBulk(op, op.id, op.desired)
 			b.done(op, op.updated())
 			continue
 		}

@@ -34,14 +34,18 @@ import (
 // makes, as long as the shadow is what a GET would return. Everything below
 // is about when that holds.
 //
-// Where a shadow comes from. Only from the answer to this engine's own
-// write, and only when that answer names the resource written (its id) and
+// Where a shadow comes from. From the answer to this engine's own write,
+// and only when that answer names the resource written (its id) and
 // already matches what was written over the managed paths (Diff of answer
 // against desired is empty): an answer that is not the whole resource, or a
 // service that rewrites what it is sent, leaves no shadow, and the next
 // change reads the resource as before. A 204 without a body drops the
 // shadow. A shadow never holds a value of the change's secrets (a password
-// mapped to a readable attribute): such a record is not written.
+// mapped to a readable attribute): such a record is not written. Besides,
+// resync records, by the same rules, the copy a listing of the endpoint
+// gave of a resource it found nothing to change in, and of the resources
+// its Bulk requests wrote (a BulkResponse carries no resource) from a
+// listing read after them: listshadow.go says when.
 //
 // Crash safety, and the cost in state writes. A write sent and a crash
 // before its shadow is updated must not leave the old shadow trusted (title
@@ -65,7 +69,8 @@ import (
 // (three times the client's timeout) before it reads it (doubt.go); besides,
 // no shadow is recorded for that resource from a request sent within the
 // quiet time after the lost one, and after an Open that dropped the shadows
-// of a process that died, none at all until the quiet time has passed.
+// of a process that died, none at all until the quiet time after it last
+// sent a write has passed (Shadows.deadUntil).
 //
 // Every write keeps its shadow right or drops it. Destination.write, which
 // every request that changes a resource goes through, opens a session on
@@ -134,6 +139,21 @@ func NewShadows(st *state.Store) *Shadows {
 		slots: map[string]*slot{}}
 }
 
+// deadUntil is when no write a process that died can have left in flight
+// can land any more: quiet after it last sent one, or after Open when that
+// cannot be told (state.Store.LastSent); zero when the last process closed
+// the store cleanly.
+func (sh *Shadows) deadUntil(quiet time.Duration) time.Time {
+	if sh == nil || !sh.dropped {
+		return time.Time{}
+	}
+	base := sh.opened
+	if sh.lastSentKnown && sh.lastSent.Before(base) {
+		base = sh.lastSent
+	}
+	return base.Add(quiet)
+}
+
 // slot is what the process knows of one resource's shadow beyond the store.
 type slot struct {
 	open    int       // sessions open on the resource
@@ -141,6 +161,7 @@ type slot struct {
 	queued  uint64    // the last store write queued and not yet committed (0: none)
 	val     []byte    // its record; nil for a drop
 	taint   time.Time // nothing is recorded from requests sent before then (a write in doubt)
+	wrote   time.Time // when the last session that wrote ended: a copy read before may miss its write
 }
 
 // shadowKey is the store key of a resource.
@@ -186,6 +207,7 @@ type shadowSession struct {
 	refused   error         // a write built from the shadow was refused: nothing more is sent in this session
 	damaged   bool          // the stored record failed its checksum
 	record    []byte        // what end stores (keep)
+	copied    bool          // record is a copy read at began (a listing), not a write's answer (listshadow.go)
 	ended     bool
 }
 
@@ -329,10 +351,18 @@ func (s *shadowSession) end() {
 		}
 		sh.store.ShadowsInDoubtUntil(t)
 	}
+	if s.wrote {
+		sl.wrote = now
+	}
 	var val []byte
 	switch {
+	case s.copied && (overlap || !s.began.After(sl.wrote)):
+		// A copy read before a write of this process (or beside one):
+		// what the store holds is left alone.
+		sh.sweep(s.key, sl, now)
+		return
 	case s.record != nil && !overlap && !s.failed && !s.began.Before(sl.taint) &&
-		!(sh.dropped && s.began.Before(sh.opened.Add(s.quiet))):
+		!s.began.Before(sh.deadUntil(s.quiet)):
 		val = s.record
 	case s.wrote || s.damaged || s.record != nil:
 		// dropped: val stays nil

@@ -29,6 +29,9 @@
 #   SCIMSYNC_BIN=/tmp/wt/scimsync testdata/bench/latency.sh 10000   # measure that binary
 #   BENCH_RTT=50ms BENCH_WORKERS=4 BENCH_TIMEOUT=1800 BENCH_TRANSPORTS="loopback proxy"
 #   BENCH_BULK=auto   # the pipe with bulk = "auto" in its scim block (the binary must know it)
+#   BENCH_RUN_ARGS=--shadows=false   # more arguments for step c's `run` (here: read each resource first)
+#   BENCH_SKIP_B=1    # leave step b out: c then follows a straight after (what a Bulk load
+#                       leaves behind, without the shadows a nothing-differs resync records)
 #
 # Prints a line per step and a markdown table at the end. Everything is on 127.0.0.1, every step
 # bounded by BENCH_TIMEOUT, and the servers and temporary directory go on exit.
@@ -66,7 +69,7 @@ timeout "$STEP_TIMEOUT" "$WORK/scimload" create 2000 0 0 "$WORKERS" >/dev/null
 reset_scim
 
 echo "# $(date -u +%FT%TZ) $(go version | cut -d' ' -f3-) $(nproc) cores, $(node --version) SCIM server; scimsync: $SCIMSYNC"
-echo "N=$N users + $G groups of $M; slapd loaded in ${SLAPD_LOAD_S}s; workers $WORKERS; proxy RTT $RTT at $PROXY; bulk ${BENCH_BULK:-as the pipe says}"
+echo "N=$N users + $G groups of $M; slapd loaded in ${SLAPD_LOAD_S}s; workers $WORKERS; proxy RTT $RTT at $PROXY; bulk ${BENCH_BULK:-as the pipe says}; run ${BENCH_RUN_ARGS:-(no arguments)}${BENCH_SKIP_B:+; step b left out}"
 
 # Request counting. count_begin notes where the server's request sequence is and clears its
 # log; count_end prints "TOTAL BREAKDOWN" for the requests since: through the proxy its own
@@ -156,18 +159,21 @@ for tr in $TRANSPORTS; do
   echo "  scimsync  a. into an empty service: $req requests ($by) in ${SECONDS_TAKEN}s; $(grep '^resync: ' "$WORK/err-a-$tr" | tail -1)"
   row "a. resync into an empty service" "$tr" $((N + G)) "$req" "$SECONDS_TAKEN" "$la_req" "$la_s" "$RSS_KB"
 
+  if [[ -z ${BENCH_SKIP_B:-} ]]; then
   count_begin
   scimsync "b-$tr" resync "$PIPE" --state-dir "$state" --workers "$WORKERS" --progress-interval 10m
   out=$(count_end "$tr"); read -r req by <<<"$out"
   echo "  scimsync  b. again, nothing differs: $req requests ($by) in ${SECONDS_TAKEN}s; $(grep '^resync: ' "$WORK/err-b-$tr" | tail -1)"
   row "b. resync, nothing differs" "$tr" $((N + G)) "$req" "$SECONDS_TAKEN" "$lb_req" "$lb_s" "$RSS_KB"
+  fi
 
   "$SCIMSYNC" set-startpoint "$PIPE" --end --state-dir "$state" >/dev/null 2>"$WORK/err-sp-$tr" ||
     { cat "$WORK/err-sp-$tr" >&2; exit 1; }
   tag="Title $tr $(date +%s)"
   mod_s=$(modify_titles 1 "$N" "$tag")
   count_begin
-  scimsync "c-$tr" run "$PIPE" --once --state-dir "$state" --workers "$WORKERS" --log-format json
+  # shellcheck disable=SC2086 # BENCH_RUN_ARGS: words
+  scimsync "c-$tr" run "$PIPE" --once --state-dir "$state" --workers "$WORKERS" --log-format json ${BENCH_RUN_ARGS:-}
   out=$(count_end "$tr"); read -r req by <<<"$out"
   stopped=$(grep '"msg":"stopped"' "$WORK/err-c-$tr" | jq -r '"applied \(.applied), unchanged \(.unchanged), parked \(.parked)"' || true)
   echo "  scimsync  c. run --once after $N modifies (ldapmodify ${mod_s}s): $req requests ($by) in ${SECONDS_TAKEN}s; $stopped"
