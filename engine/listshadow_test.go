@@ -66,12 +66,11 @@ func listingProxy(t *testing.T, env scimtest.Env, attrs []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
-		r.Header.Del("Accept-Encoding") // the pages are rewritten: plain
-	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
+		r.Out.Host = target.Host
+		r.Out.Header.Del("Accept-Encoding") // the pages are rewritten: plain
+	}}
 	proxy.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.Method != http.MethodGet || resp.Request.URL.Query().Get("startIndex") == "" {
 			return nil
