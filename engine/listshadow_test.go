@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,26 +107,10 @@ func listedShadowFixture(t *testing.T, strip []string) *fixture {
 		base = listingProxy(t, env, strip)
 	}
 	script := strings.NewReplacer("%UPDATE%", "patch", "%ONDELETE%", "delete").Replace(destScript)
-	p, err := lang.Load("listshadow.pipe", script, lang.LoadOptions{LookupEnv: func(k string) (string, bool) {
-		switch k {
-		case "SCIM_URL":
-			return base, true
-		case "SCIM_TOKEN":
-			return env.Token, true
-		}
-		return os.LookupEnv(k)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := p.SCIM
-	cfg.UserAgent = scimtest.UserAgent(t)
-	c, err := scim.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
-	return &fixture{t: t, env: env, pipe: p, dest: &Destination{Client: c, Pipe: p}, ev: p.NewEvaluator(), client: c, ua: cfg.UserAgent}
+	br := newBulkRun(t, env, script, map[string]string{"SCIM_URL": base}, 0)
+	t.Cleanup(br.client.CloseIdleConnections)
+	return &fixture{t: t, env: env, pipe: br.pipe, dest: &Destination{Client: br.client, Pipe: br.pipe}, ev: br.pipe.NewEvaluator(),
+		client: br.client, ua: br.ua}
 }
 
 // TestResyncShadowsFromListings (issue 15): after a resync, the first

@@ -299,7 +299,19 @@ func (t *Tx) Delete(identity string) error {
 
 // Range calls fn for each mapping in identity order until fn returns false.
 func (t *Tx) Range(fn func(identity string, m Mapping) bool) error {
-	// The store's reads are marked as such (storeOp), fn's own code is not.
+	return t.eachID(func(k, v []byte) (bool, error) {
+		var m Mapping
+		if err := json.Unmarshal(v, &m); err != nil {
+			return false, fmt.Errorf("state: id map entry %q: %w", k, err)
+		}
+		return fn(string(k), m), nil
+	})
+}
+
+// eachID calls fn with each raw id-map record, in key order, until it
+// returns false or an error. The store's reads are marked as such
+// (storeOp), fn's own code is not.
+func (t *Tx) eachID(fn func(k, v []byte) (bool, error)) error {
 	var c *bolt.Cursor
 	step := func(first bool) ([]byte, []byte) {
 		defer storeOp()
@@ -310,12 +322,8 @@ func (t *Tx) Range(fn func(identity string, m Mapping) bool) error {
 		return c.Next()
 	}
 	for k, v := step(true); k != nil; k, v = step(false) {
-		var m Mapping
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("state: id map entry %q: %w", k, err)
-		}
-		if !fn(string(k), m) {
-			return nil
+		if more, err := fn(k, v); err != nil || !more {
+			return err
 		}
 	}
 	return nil
@@ -327,23 +335,18 @@ func (t *Tx) Range(fn func(identity string, m Mapping) bool) error {
 // about a second.
 func (t *Tx) CountMapped() (map[string]int, error) {
 	out := map[string]int{}
-	var c *bolt.Cursor
-	step := func(first bool) ([]byte, []byte) {
-		defer storeOp()
-		if first {
-			c = t.tx.Bucket(bucketIDs).Cursor()
-			return c.First()
-		}
-		return c.Next()
-	}
-	for k, v := step(true); k != nil; k, v = step(false) {
+	err := t.eachID(func(k, v []byte) (bool, error) {
 		if !gjson.ValidBytes(v) {
-			return nil, fmt.Errorf("state: id map entry %q: not JSON", k)
+			return false, fmt.Errorf("state: id map entry %q: not JSON", k)
 		}
 		r := gjson.GetManyBytes(v, "endpoint", "scimId")
 		if r[1].Str != "" {
 			out[r[0].Str]++
 		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
