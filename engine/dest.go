@@ -318,7 +318,10 @@ func (d *Destination) ApplyKnown(ctx context.Context, res *lang.Result, known Kn
 				sess.note(created, nil)
 			}
 			if rest == 0 {
-				d.keepShadow(sess, res, body, res.Managed(lang.Create))
+				if sess != nil { // (no body to read again without one)
+					m := res.Managed(lang.Create)
+					d.keepShadow(sess, res, scim.NewDesired(body, m), m)
+				}
 				return out, nil
 			}
 			// The members beyond the cap, added by PATCH within it.
@@ -607,7 +610,10 @@ func (d *Destination) updateIn(ctx context.Context, res *lang.Result, out Applie
 		out.Outcome, out.Attributes = Updated, OpAttributes(ops)
 		return out, nil
 	}
-	bodies, err := d.Patch(current, desired, managed, ep)
+	// desired read once: diffed against current here, and against the
+	// service's answer when the shadow is kept.
+	want := scim.NewDesired(desired, managed)
+	bodies, err := patchBodies(current, want, ep, d.maxOps())
 	if err != nil {
 		return out, err
 	}
@@ -615,8 +621,8 @@ func (d *Destination) updateIn(ctx context.Context, res *lang.Result, out Applie
 		out.Outcome = Unchanged
 		out, err = d.withPassword(ctx, res, out)
 		if err == nil {
-			d.keepShadow(sess, res, desired, managed)
-			d.keepListed(sess, res, current, desired, managed) // nothing sent: the listing's copy (listshadow.go)
+			d.keepShadow(sess, res, want, managed)
+			d.keepListed(sess, res, current, want, managed) // nothing sent: the listing's copy (listshadow.go)
 		}
 		return out, err
 	}
@@ -629,7 +635,7 @@ func (d *Destination) updateIn(ctx context.Context, res *lang.Result, out Applie
 	out.Outcome = Updated
 	out, err = d.withPassword(ctx, res, out)
 	if err == nil {
-		d.keepShadow(sess, res, desired, managed)
+		d.keepShadow(sess, res, want, managed)
 	}
 	return out, err
 }
@@ -645,7 +651,12 @@ func (d *Destination) Patch(current, desired []byte, managed []scim.Path, ep *la
 // the managed paths, comparing as the endpoint's schemas say; none when
 // nothing differs. `scimsync map --current` shows them without a server.
 func Patch(current, desired []byte, managed []scim.Path, ep *lang.Endpoint, maxOps int) ([][]byte, error) {
-	ops, err := scim.Diff(current, desired, managed, diffOptions(ep, maxOps))
+	return patchBodies(current, scim.NewDesired(desired, managed), ep, maxOps)
+}
+
+// patchBodies is Patch of a desired resource read already.
+func patchBodies(current []byte, want *scim.Desired, ep *lang.Endpoint, maxOps int) ([][]byte, error) {
+	ops, err := want.Diff(current, diffOptions(ep, maxOps))
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func readBackWorth(listed, created, written, size int) (pages int, worth bool) {
 // the resource (updateIn) from the listing's copy of it, when current, what
 // the update compared with, is that copy (the lookup was answered from the
 // listing, not by a read) and the copy may be recorded.
-func (d *Destination) keepListed(s *shadowSession, res *lang.Result, current, desired []byte, managed []scim.Path) {
+func (d *Destination) keepListed(s *shadowSession, res *lang.Result, current []byte, desired *scim.Desired, managed []scim.Path) {
 	if s == nil || s.wrote || s.used || !d.shadowsReadable() {
 		return
 	}
@@ -220,7 +220,7 @@ func (b *bulkSender) readBack(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			rec := shadowProjection(ep, id, raw, b.withIDs(w.desired, w.deps), w.managed, b.d.diffOptions(ep), w.secrets)
+			rec := shadowProjection(ep, id, raw, scim.NewDesired(b.withIDs(w.desired, w.deps), w.managed), w.managed, b.d.diffOptions(ep), w.secrets)
 			if rec == nil {
 				continue
 			}

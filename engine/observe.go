@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/lang"
 )
@@ -86,15 +88,22 @@ func (r *Runner) logApplied(ch *lang.Change, class string, a Applied, start time
 
 // patchSummary returns the attribute names PATCH bodies change and how
 // many operations they hold: what the sync log shows of an update.
+// The bodies are PatchBodies' own (valid, compact JSON): read with gjson,
+// as the rest of the engine reads JSON, rather than decoded by reflection.
 func patchSummary(bodies [][]byte) ([]string, int) {
 	var all []scim.PatchOp
 	for _, b := range bodies {
-		var req struct {
-			Operations []scim.PatchOp `json:"Operations"`
+		if !gjson.ValidBytes(b) {
+			continue
 		}
-		if json.Unmarshal(b, &req) == nil {
-			all = append(all, req.Operations...)
-		}
+		gjson.GetBytes(b, "Operations").ForEach(func(_, op gjson.Result) bool {
+			o := scim.PatchOp{Op: op.Get("op").Str, Path: op.Get("path").Str}
+			if v := op.Get("value"); v.Exists() {
+				o.Value = json.RawMessage(v.Raw)
+			}
+			all = append(all, o)
+			return true
+		})
 	}
 	return OpAttributes(all), len(all)
 }

@@ -725,7 +725,8 @@ func (r *Runner) inSource(dn string) bool {
 // change record carries, decides scope (an add replayed after the entry
 // was moved into scope is an update there, not a delete and a create).
 func currentDN(ch *lang.Change, m state.Mapping, known bool) *lang.Change {
-	if ch.Type == lang.Delete || ch.Entry == nil || ch.Entry.DN == "" || source.NormalizeDN(ch.Entry.DN) == source.NormalizeDN(ch.DN) {
+	if ch.Type == lang.Delete || ch.Entry == nil || ch.Entry.DN == "" || ch.Entry.DN == ch.DN ||
+		source.NormalizeDN(ch.Entry.DN) == source.NormalizeDN(ch.DN) { // (parsing both only when they are spelled apart)
 		return ch
 	}
 	c := *ch

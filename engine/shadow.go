@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/scimsync/scimsync/engine/jsonw"
 	"github.com/scimsync/scimsync/engine/scim"
 	"github.com/scimsync/scimsync/engine/state"
 	"github.com/scimsync/scimsync/lang"
@@ -266,8 +270,8 @@ func (s *shadowSession) read(ep *lang.Endpoint, alive func(id string) bool) *sha
 	if val == nil {
 		return nil
 	}
-	var rec shadowRecord
-	if err := json.Unmarshal(val, &rec); err != nil || !gjson.ValidBytes(rec.Body) {
+	rec, ok := decodeShadowRecord(val)
+	if !ok {
 		s.damaged = true
 		return nil
 	}
@@ -276,6 +280,31 @@ func (s *shadowSession) read(ep *lang.Endpoint, alive func(id string) bool) *sha
 	}
 	s.used, s.rec = true, &rec
 	return &rec
+}
+
+// decodeShadowRecord reads a stored record (shadowProjection's): false
+// when it is not one. It is read on every change of `run --shadows`, so
+// with gjson rather than by reflection.
+func decodeShadowRecord(val []byte) (shadowRecord, bool) {
+	var rec shadowRecord
+	if !gjson.ValidBytes(val) {
+		return rec, false
+	}
+	doc := gjson.ParseBytes(val)
+	covers, body := doc.Get("covers"), doc.Get("body")
+	if !doc.IsObject() || !body.IsObject() || covers.Exists() && !covers.IsArray() && covers.Type != gjson.Null {
+		return rec, false
+	}
+	ok := true
+	if covers.IsArray() {
+		covers.ForEach(func(_, c gjson.Result) bool {
+			ok = c.Type == gjson.String
+			rec.Covers = append(rec.Covers, c.Str)
+			return ok
+		})
+	}
+	rec.Body = json.RawMessage(body.Raw)
+	return rec, ok
 }
 
 // covers reports whether rec holds every attribute managed reads.
@@ -453,7 +482,7 @@ func (d *Destination) shadowFor(ctx context.Context, endpoint, id string) (s *sh
 // projection of the last write's answer, when that answer is safe to keep
 // (shadowProjection). desired and managed are what the writes made the
 // resource hold.
-func (d *Destination) keepShadow(s *shadowSession, res *lang.Result, desired []byte, managed []scim.Path) {
+func (d *Destination) keepShadow(s *shadowSession, res *lang.Result, desired *scim.Desired, managed []scim.Path) {
 	if s == nil || !s.wrote || s.failed || !d.shadowsReadable() {
 		return
 	}
@@ -466,20 +495,29 @@ func (d *Destination) keepShadow(s *shadowSession, res *lang.Result, desired []b
 // resource's (or none's) id, a JSON it cannot diff, or one that does not
 // hold what was written (Diff of answer against desired is not empty), or
 // when the record would hold a value of secrets.
-func shadowProjection(ep *lang.Endpoint, id string, answer, desired []byte, managed []scim.Path, opts scim.DiffOptions, secrets []string) []byte {
-	if len(answer) == 0 || !gjson.ValidBytes(answer) {
+func shadowProjection(ep *lang.Endpoint, id string, answer []byte, desired *scim.Desired, managed []scim.Path, opts scim.DiffOptions, secrets []string) []byte {
+	if len(answer) == 0 {
+		return nil
+	}
+	// Diff fails on an answer that is not a JSON object (it validates it):
+	// checked first, it spares validating the answer twice.
+	if ops, err := desired.Diff(answer, opts); err != nil || len(ops) > 0 {
 		return nil
 	}
 	doc := gjson.ParseBytes(answer)
-	if !doc.IsObject() || doc.Get("id").String() != id {
+	if doc.Get("id").String() != id {
 		return nil
 	}
-	if ops, err := scim.Diff(answer, desired, managed, opts); err != nil || len(ops) > 0 {
-		return nil
+	// What is kept: core attributes by name, and extension attributes by
+	// URN and name, compared as their lower-case forms are. Built once per
+	// change of `run`, so without maps or a string per key: a few names
+	// scanned are cheaper.
+	type ext struct {
+		urn   string
+		attrs []string
 	}
-	core := map[string]bool{}     // lower-case core attribute -> kept
-	exts := map[string][]string{} // lower-case URN -> lower-case attributes kept
-	var covers []string
+	var covers, core []string
+	var exts []ext
 	for _, p := range managed {
 		k := coverKey(p)
 		if containsString(covers, k) {
@@ -490,77 +528,114 @@ func shadowProjection(ep *lang.Endpoint, id string, answer, desired []byte, mana
 			continue // never returned, never compared (Diff skips it), never stored
 		}
 		if p.URN == "" || isCoreURN(p.URN) {
-			core[strings.ToLower(p.Attr)] = true
-		} else {
-			u := strings.ToLower(p.URN)
-			exts[u] = append(exts[u], strings.ToLower(p.Attr))
+			core = append(core, p.Attr)
+			continue
 		}
+		i := slices.IndexFunc(exts, func(e ext) bool { return lowerEqual(e.urn, p.URN) })
+		if i < 0 {
+			exts, i = append(exts, ext{urn: p.URN}), len(exts)
+		}
+		exts[i].attrs = append(exts[i].attrs, p.Attr)
 	}
-	var b bytes.Buffer
-	b.WriteString(`{"covers":`)
-	cj, _ := json.Marshal(covers)
-	b.Write(cj)
-	b.WriteString(`,"body":{`)
+	lowerIn := func(list []string, s string) bool {
+		return slices.ContainsFunc(list, func(x string) bool { return lowerEqual(x, s) })
+	}
+	b := make([]byte, 0, 64+len(answer))
+	b = append(b, `{"covers":[`...)
+	for i, c := range covers {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonw.AppendString(b, c)
+	}
+	b = append(b, `],"body":{`...)
 	n := 0
-	field := func(k, raw string) {
+	field := func(k string) {
 		if n > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
 		n++
-		b.WriteString(strconvQuote(k))
-		b.WriteByte(':')
-		b.WriteString(raw)
+		b = jsonw.AppendString(b, k)
+		b = append(b, ':')
 	}
 	doc.ForEach(func(k, v gjson.Result) bool {
-		lk := strings.ToLower(k.Str)
-		if core[lk] {
-			field(k.Str, compactRaw(v.Raw))
+		if lowerIn(core, k.Str) {
+			field(k.Str)
+			b = appendCompact(b, v.Raw)
 			return true
 		}
-		attrs, ok := exts[lk]
-		if !ok || !v.IsObject() {
+		i := slices.IndexFunc(exts, func(e ext) bool { return lowerEqual(e.urn, k.Str) })
+		if i < 0 || !v.IsObject() {
 			return true
 		}
-		var eb bytes.Buffer
-		eb.WriteByte('{')
+		field(k.Str)
+		b = append(b, '{')
 		m := 0
 		v.ForEach(func(ek, ev gjson.Result) bool {
-			if containsString(attrs, strings.ToLower(ek.Str)) {
+			if lowerIn(exts[i].attrs, ek.Str) {
 				if m > 0 {
-					eb.WriteByte(',')
+					b = append(b, ',')
 				}
 				m++
-				eb.WriteString(strconvQuote(ek.Str))
-				eb.WriteByte(':')
-				eb.WriteString(compactRaw(ev.Raw))
+				b = jsonw.AppendString(b, ek.Str)
+				b = append(b, ':')
+				b = appendCompact(b, ev.Raw)
 			}
 			return true
 		})
-		eb.WriteByte('}')
-		field(k.Str, eb.String())
+		b = append(b, '}')
 		return true
 	})
-	b.WriteString("}}")
-	rec := b.Bytes()
+	b = append(b, "}}"...)
 	for _, v := range secrets {
 		if v == "" {
 			continue
 		}
 		q := strconvQuote(v)
-		if bytes.Contains(rec, []byte(v)) || bytes.Contains(rec, []byte(q[1:len(q)-1])) {
+		if bytes.Contains(b, []byte(v)) || bytes.Contains(b, []byte(q[1:len(q)-1])) {
 			return nil
 		}
 	}
-	return rec
+	return b
 }
 
-// compactRaw is raw JSON without insignificant space.
-func compactRaw(raw string) string {
-	var b bytes.Buffer
-	if err := json.Compact(&b, []byte(raw)); err != nil {
-		return raw
+// lowerEqual reports whether strings.ToLower(a) == strings.ToLower(b),
+// without making either.
+func lowerEqual(a, b string) bool {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb && unicode.ToLower(ra) != unicode.ToLower(rb) {
+			return false
+		}
+		a, b = a[na:], b[nb:]
 	}
-	return b.String()
+	return a == "" && b == ""
+}
+
+// appendCompact appends the valid JSON raw without insignificant space,
+// as json.Compact writes it.
+func appendCompact(b []byte, raw string) []byte {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString:
+			if c == '\\' && i+1 < len(raw) {
+				b = append(b, c)
+				i++
+				c = raw[i]
+			} else if c == '"' {
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '"':
+			inString = true
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 func containsString(list []string, s string) bool {

@@ -322,7 +322,7 @@ func (r *Result) Managed(op Op) []scim.Path {
 			}
 		}
 	}
-	var out []scim.Path
+	out := make([]scim.Path, 0, len(cl.Mappings)) // at most one path per mapping: one allocation per change
 	for _, m := range cl.Mappings {
 		if !m.Usage.Has(op, r.Mode) || !m.appliesTo(r.Endpoint) || r.excluded(m) {
 			continue

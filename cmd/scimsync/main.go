@@ -12,7 +12,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	stopProfile := startProfile(os.Stderr) // profile.go: SCIMSYNC_CPUPROFILE and SCIMSYNC_MEMPROFILE, for benchmarks
+	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
 }
 
 // command is one subcommand.

@@ -29,9 +29,14 @@ func (s *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 	return s.h.Enabled(ctx, level)
 }
 
-// Handle passes a safe copy of r to the wrapped handler.
+// Handle passes a safe copy of r to the wrapped handler, or r itself when
+// it is safe already (the usual line: a copy costs as much as the rest).
 func (s *Handler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, Escape(Cap(r.Message, MaxMessage)), r.PC)
+	msg := Escape(Cap(r.Message, MaxMessage))
+	if msg == r.Message && safeAttrs(r) {
+		return s.h.Handle(ctx, r)
+	}
+	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(safeAttr(a))
 		return true
@@ -51,6 +56,51 @@ func (s *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 // WithGroup opens a group in the wrapped handler.
 func (s *Handler) WithGroup(name string) slog.Handler {
 	return &Handler{h: s.h.WithGroup(Escape(name))}
+}
+
+// safeAttrs reports whether safeAttr would leave every attribute of r as
+// it is. Values it would convert (errors, Stringers, bytes, LogValuers)
+// count as not.
+func safeAttrs(r slog.Record) bool {
+	ok := true
+	r.Attrs(func(a slog.Attr) bool {
+		ok = isSafeAttr(a)
+		return ok
+	})
+	return ok
+}
+
+func isSafeAttr(a slog.Attr) bool {
+	if Escape(Cap(a.Key, 256)) != a.Key {
+		return false
+	}
+	v := a.Value
+	switch v.Kind() {
+	case slog.KindString:
+		return Text(v.String()) == v.String()
+	case slog.KindGroup:
+		for _, g := range v.Group() {
+			if !isSafeAttr(g) {
+				return false
+			}
+		}
+		return true
+	case slog.KindLogValuer:
+		return false
+	case slog.KindAny:
+		x, ok := v.Any().([]string)
+		if !ok {
+			return false // error, Stringer, []byte: converted; anything else: as safeValue leaves it, but rare
+		}
+		total := 0
+		for _, e := range x {
+			if total += len(e); total > MaxValue || Text(e) != e {
+				return false
+			}
+		}
+		return true
+	}
+	return true // numbers, booleans, times, durations
 }
 
 func safeAttr(a slog.Attr) slog.Attr {

@@ -45,14 +45,7 @@ func Escape(s string) string {
 }
 
 func escape(s string, keepLines bool) string {
-	i := 0
-	for i < len(s) {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n <= 1 || Unsafe(r) && !(keepLines && (r == '\n' || r == '\t')) {
-			break
-		}
-		i += n
-	}
+	i := safePrefix(s, keepLines)
 	if i == len(s) {
 		return s
 	}
@@ -72,6 +65,24 @@ func escape(s string, keepLines bool) string {
 		i += n
 	}
 	return b.String()
+}
+
+// safePrefix returns the length of the longest prefix of s that escape
+// leaves as it is: all of s when nothing needs escaping.
+func safePrefix[T string | []byte](s T, keepLines bool) int {
+	i := 0
+	for i < len(s) {
+		if c := s[i]; c >= 0x20 && c < 0x7f || keepLines && (c == '\n' || c == '\t') {
+			i++ // printable ASCII, the bulk of every line
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))])) // at most 4 bytes: no copy made
+		if r == utf8.RuneError && n <= 1 || Unsafe(r) && !(keepLines && (r == '\n' || r == '\t')) {
+			break
+		}
+		i += n
+	}
+	return i
 }
 
 // Cap returns s cut to at most max bytes, on a rune boundary, with what was

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scimsync/scimsync/engine/logsafe"
 )
@@ -122,5 +124,52 @@ func TestHandler(t *testing.T) {
 				t.Errorf("the cut is not said: %.300s", line)
 			}
 		})
+	}
+}
+
+// TestHandlerSafeLine: a line with nothing to escape or cap is written as
+// the wrapped handler writes it (Handle passes the record itself); one
+// value to escape or convert anywhere in it makes it go through the copy.
+func TestHandlerSafeLine(t *testing.T) {
+	noTime := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	tests := []struct {
+		name string
+		args []any
+		same bool
+	}{
+		{"applied", []any{"op", "modify", "dn", "uid=u1,ou=People,dc=example,dc=com", "attrs", []string{"title"},
+			"patchOps", 1, "ms", int64(3), "took", time.Second, slog.Group("g", "ok", true)}, true},
+		{"escaped value", []any{"dn", "uid=u\x1b[2J,dc=x"}, false},
+		{"escaped list element", []any{"attrs", []string{"title", "x\u202e"}}, false},
+		{"long list", []any{"attrs", []string{strings.Repeat("a", logsafe.MaxValue), "b"}}, false},
+		{"escaped key", []any{"k\x07", "v"}, false},
+		{"error", []any{"err", errors.New("boom")}, true}, // converted to its text, which prints the same
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var plain, safe bytes.Buffer
+			slog.New(slog.NewJSONHandler(&plain, noTime)).Info("applied", tt.args...)
+			slog.New(logsafe.NewHandler(slog.NewJSONHandler(&safe, noTime))).Info("applied", tt.args...)
+			if (plain.String() == safe.String()) != tt.same {
+				t.Errorf("same line: %v, want %v\nplain %s safe  %s", !tt.same, tt.same, plain.String(), safe.String())
+			}
+		})
+	}
+}
+
+// BenchmarkHandler: the line run writes for each change it applies,
+// through Handler and a JSON handler into a Writer.
+func BenchmarkHandler(b *testing.B) {
+	log := slog.New(logsafe.NewHandler(slog.NewJSONHandler(logsafe.NewWriter(io.Discard), nil)))
+	b.ReportAllocs()
+	for b.Loop() {
+		log.Info("updated", "op", "modify", "dn", "uid=bench-u000001,ou=People,dc=example,dc=com", "class", "people",
+			"endpoint", "Users", "id", "00000001-b12f-479e-bc86-9a81a26c618c", "attrs", []string{"title"}, "patchOps", 1,
+			"attempts", 1, "ms", int64(3))
 	}
 }

@@ -49,6 +49,14 @@ func (s *Writer) Write(p []byte) (int, error) {
 	if end < len(buf) {
 		s.pending = append([]byte(nil), buf[end:]...)
 	}
+	if safePrefix(buf[:end], true) == end {
+		// Nothing to escape (a log line, as a rule): written as it is,
+		// without a copy.
+		if _, err := s.w.Write(buf[:end]); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	out := escape(string(buf[:end]), true)
 	if _, err := io.WriteString(s.w, out); err != nil {
 		return 0, err

@@ -392,6 +392,34 @@ func IsUncertain(err error) bool {
 	return errors.As(err, &e) && e.Status >= 500
 }
 
+// readBody reads a response's body, up to one byte more than
+// MaxResponseBytes. A body whose length the response states is read into
+// a buffer of that size at once, rather than one grown from 512 bytes by
+// doubling (each request of a run reads one).
+func readBody(hr *http.Response) ([]byte, error) {
+	r := io.LimitReader(hr.Body, MaxResponseBytes+1)
+	n := hr.ContentLength
+	if n < 0 || n > MaxResponseBytes {
+		return io.ReadAll(r)
+	}
+	data := make([]byte, n, n+1) // the spare byte lets the read below see the end
+	if _, err := io.ReadFull(r, data); err != nil {
+		return data, err
+	}
+	// The end, seen (which lets the connection be reused); or a body
+	// longer than stated, read whole as ReadAll would.
+	var one [1]byte
+	k, err := r.Read(one[:])
+	if k == 0 && err == io.EOF {
+		return data, nil
+	}
+	if k == 0 && err != nil {
+		return data, err
+	}
+	rest, err := io.ReadAll(r)
+	return append(append(data, one[:k]...), rest...), err
+}
+
 // once makes one attempt within Config.Timeout. stale is an access token to replace.
 func (c *Client) once(ctx context.Context, method, path, u string, body []byte, stale string) (*Response, string, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
@@ -424,7 +452,7 @@ func (c *Client) once(ctx context.Context, method, path, u string, body []byte, 
 	}
 	defer hr.Body.Close()
 	defer c.observed(method, hr, sent)
-	data, err := io.ReadAll(io.LimitReader(hr.Body, MaxResponseBytes+1))
+	data, err := readBody(hr)
 	if err != nil {
 		return nil, used, c.transportError(ctx, actx, method, path, err)
 	}

@@ -717,3 +717,32 @@ func ExampleNewClient() {
 		}
 	}
 }
+
+// TestReadBody: a response body reads the same whether its length is
+// stated, unknown, or stated wrong.
+func TestReadBody(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		length  int64
+		wantErr bool
+	}{
+		{"stated", `{"id":"1"}`, 10, false},
+		{"unknown", `{"id":"1"}`, -1, false},
+		{"empty", ``, 0, false},
+		{"longer than stated", `{"id":"1"}`, 4, false},
+		{"shorter than stated", `{"id":"1"}`, 20, true},
+		{"stated beyond the limit", `{}`, MaxResponseBytes + 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readBody(&http.Response{Body: io.NopCloser(strings.NewReader(tt.body)), ContentLength: tt.length})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && string(got) != tt.body {
+				t.Errorf("body %q, want %q", got, tt.body)
+			}
+		})
+	}
+}

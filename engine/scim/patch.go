@@ -118,21 +118,68 @@ func Diff(current, desired []byte, managed []Path, opts DiffOptions) ([]PatchOp,
 	if err != nil {
 		return nil, err
 	}
+	return NewDesired(desired, managed).diff(cur, opts)
+}
+
+// Desired is a desired resource read once (parsed, and checked for keys
+// repeated where the managed paths read), to be diffed against more than
+// one current resource: run diffs it against a resource's shadow to build
+// the PATCH, then against the service's answer to decide whether that
+// answer becomes the next shadow. Diff(current, desired, managed, opts) is
+// NewDesired(desired, managed).Diff(current, opts). A Desired is not safe
+// for concurrent use.
+type Desired struct {
+	managed  []Path
+	doc      *foldDoc
+	parseErr error // desired is not a JSON object
+	keyErr   error // desired repeats a key where managed reads
+}
+
+// NewDesired reads desired for Diffs over the managed paths.
+func NewDesired(desired []byte, managed []Path) *Desired {
+	w := &Desired{managed: managed}
 	des, err := parseResource("desired", desired)
+	if err != nil {
+		w.parseErr = err
+		return w
+	}
+	w.doc = newFoldDoc(des)
+	if err := checkDuplicateKeysIn("desired", w.doc, managed); err != nil {
+		w.keyErr = fmt.Errorf("scim diff: %w", err)
+	}
+	return w
+}
+
+// Diff is Diff(current, desired, managed, opts) with the desired resource
+// and managed paths w was made with.
+func (w *Desired) Diff(current []byte, opts DiffOptions) ([]PatchOp, error) {
+	cur, err := parseResource("current", current)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDuplicateKeys("current", cur, managed); err != nil {
+	return w.diff(cur, opts)
+}
+
+// diff diffs a parsed current resource, reporting problems in the order
+// Diff always has: current's JSON, desired's, then keys repeated in
+// current, in desired.
+func (w *Desired) diff(cur gjson.Result, opts DiffOptions) ([]PatchOp, error) {
+	if w.parseErr != nil {
+		return nil, w.parseErr
+	}
+	managed := w.managed
+	cf := newFoldDoc(cur)
+	if err := checkDuplicateKeysIn("current", cf, managed); err != nil {
 		return nil, fmt.Errorf("scim diff: %w", err)
 	}
-	if err := checkDuplicateKeys("desired", des, managed); err != nil {
-		return nil, fmt.Errorf("scim diff: %w", err)
+	if w.keyErr != nil {
+		return nil, w.keyErr
 	}
-	d := &differ{opts: opts, cur: cur, des: des, max: opts.MaxOpsPerRequest}
+	d := &differ{opts: opts, cur: cf, des: w.doc, max: opts.MaxOpsPerRequest}
 	if d.max <= 0 {
 		d.max = DefaultMaxOpsPerRequest
 	}
-	done := make(map[string]bool, len(managed))
+	var done pathSet // the paths diffed, as strings.ToLower of their text
 	for i, p := range managed {
 		if isCoreURN(p.URN) {
 			p.URN = ""
@@ -143,11 +190,9 @@ func Diff(current, desired []byte, managed []Path, opts DiffOptions) ([]PatchOp,
 			if skipAttr(Path{URN: p.URN, Attr: p.Attr}, a, d.opts.Core == nil) {
 				continue
 			}
-			key := strings.ToLower(Path{URN: p.URN, Attr: p.Attr, Filter: p.Filter}.String())
-			if done[key] {
+			if !done.add(Path{URN: p.URN, Attr: p.Attr, Filter: p.Filter}) {
 				continue
 			}
-			done[key] = true
 			if err := d.filtered(p, a, managed[i:]); err != nil {
 				return nil, err
 			}
@@ -156,11 +201,9 @@ func Diff(current, desired []byte, managed []Path, opts DiffOptions) ([]PatchOp,
 		if skipAttr(p, a, d.opts.Core == nil) {
 			continue
 		}
-		key := strings.ToLower(p.String())
-		if done[key] {
+		if !done.add(p) {
 			continue
 		}
-		done[key] = true
 		if err := d.path(p, a); err != nil {
 			return nil, err
 		}
@@ -217,80 +260,124 @@ func (e *DuplicateKeyError) Error() string {
 // repeated in doc within what the managed paths read: the extension object's
 // URN key, the attribute's key, and every object inside its value.
 func checkDuplicateKeys(what string, doc gjson.Result, managed []Path) error {
-	done := make(map[string]bool, len(managed))
-	for _, p := range managed {
+	return checkDuplicateKeysIn(what, newFoldDoc(doc), managed)
+}
+
+// checkDuplicateKeysIn is checkDuplicateKeys of a resource read once.
+func checkDuplicateKeysIn(what string, doc *foldDoc, managed []Path) error {
+	var done map[[2]string]bool // past foldLinear paths; before, the paths already checked are looked at
+	if len(managed) > foldLinear {
+		done = make(map[[2]string]bool, len(managed))
+	}
+	for i, p := range managed {
 		if isCoreURN(p.URN) {
 			p.URN = ""
 		}
-		key := strings.ToLower(p.URN + ":" + p.Attr)
-		if done[key] {
+		if done != nil {
+			key := [2]string{foldKey(p.URN), foldKey(p.Attr)}
+			if done[key] {
+				continue
+			}
+			done[key] = true
+		} else if checkedBefore(managed[:i], p) {
 			continue
 		}
-		done[key] = true
-		obj, at := doc, ""
+		at := ""
 		if p.URN != "" {
-			if k, ok := repeatedFold(doc, p.URN); ok {
+			if k, ok := doc.root.repeated(p.URN); ok {
 				return &DuplicateKeyError{Resource: what, Keys: k}
 			}
-			obj, at = getFold(doc, p.URN), p.URN
+			at = p.URN
 		}
-		if k, ok := repeatedFold(obj, p.Attr); ok {
+		obj := doc.object(p.URN)
+		if k, ok := obj.repeated(p.Attr); ok {
 			return &DuplicateKeyError{Resource: what, At: at, Keys: k}
 		}
-		if k, ok := keyFold(obj, p.Attr); ok {
-			if at != "" {
-				at += ":"
-			}
-			if err := noRepeatedKeys(what, getFold(obj, k), at+k); err != nil {
-				return err
+		if i := obj.find(p.Attr); i >= 0 {
+			if loc, k, ok := repeatedKey(obj.val(i)); ok {
+				if at != "" {
+					at += ":"
+				}
+				return &DuplicateKeyError{Resource: what, At: at + obj.keys[i] + loc, Keys: k}
 			}
 		}
 	}
 	return nil
 }
 
-// repeatedFold returns the first two keys of object obj equal to name
-// ignoring case, if there are two.
-func repeatedFold(obj gjson.Result, name string) ([2]string, bool) {
-	var keys [2]string
-	n := 0
-	obj.ForEach(func(k, _ gjson.Result) bool {
-		if strings.EqualFold(k.Str, name) {
-			keys[n] = k.Str
-			n++
+// checkedBefore reports whether one of paths reads the attribute p reads
+// (its URN, a core one counting as none, and its name, ignoring case), for
+// which checkDuplicateKeysIn has then checked everything p needs.
+func checkedBefore(paths []Path, p Path) bool {
+	for _, q := range paths {
+		if isCoreURN(q.URN) {
+			q.URN = ""
 		}
-		return n < 2
-	})
-	return keys, n == 2
+		if strings.EqualFold(q.Attr, p.Attr) && strings.EqualFold(q.URN, p.URN) {
+			return true
+		}
+	}
+	return false
 }
 
-// noRepeatedKeys checks every object in v, at location at, for a key
-// repeated ignoring case.
-func noRepeatedKeys(what string, v gjson.Result, at string) error {
+// repeatedKey finds the first key repeated ignoring case in an object in
+// v: the two keys, and where the object is relative to v ("" for v itself,
+// else such as "[1]" or ".name"). The location is written only for the
+// object found, as the search returns: the check of every resource costs
+// no string for the objects that pass.
+func repeatedKey(v gjson.Result) (loc string, keys [2]string, ok bool) {
 	switch {
 	case v.IsArray():
 		i := 0
-		var err error
 		v.ForEach(func(_, el gjson.Result) bool {
-			err = noRepeatedKeys(what, el, at+"["+strconv.Itoa(i)+"]")
-			i++
-			return err == nil
-		})
-		return err
-	case v.IsObject():
-		var keys foldSet
-		var err error
-		v.ForEach(func(k, el gjson.Result) bool {
-			if prev, dup := keys.add(k.Str); dup {
-				err = &DuplicateKeyError{Resource: what, At: at, Keys: [2]string{prev, k.Str}}
+			if l, k, found := repeatedKey(el); found {
+				loc, keys, ok = "["+strconv.Itoa(i)+"]"+l, k, true
 				return false
 			}
-			err = noRepeatedKeys(what, el, at+"."+k.Str)
-			return err == nil
+			i++
+			return true
 		})
-		return err
+	case v.IsObject():
+		// Up to foldLinear keys are compared with those before them, in
+		// place; past that, foldSet indexes them.
+		var small [foldLinear]string
+		n := 0
+		var seen *foldSet
+		v.ForEach(func(k, el gjson.Result) bool {
+			prev, dup := "", false
+			switch {
+			case seen != nil:
+				prev, dup = seen.add(k.Str)
+			case n < foldLinear:
+				for _, p := range small[:n] {
+					if strings.EqualFold(p, k.Str) {
+						prev, dup = p, true
+						break
+					}
+				}
+				if !dup {
+					small[n] = k.Str
+					n++
+				}
+			default:
+				seen = &foldSet{}
+				for _, p := range small[:n] {
+					seen.add(p)
+				}
+				prev, dup = seen.add(k.Str)
+			}
+			if dup {
+				loc, keys, ok = "", [2]string{prev, k.Str}, true
+				return false
+			}
+			if l, kk, found := repeatedKey(el); found {
+				loc, keys, ok = "."+k.Str+l, kk, true
+				return false
+			}
+			return true
+		})
 	}
-	return nil
+	return loc, keys, ok
 }
 
 // skipAttr reports whether the managed path p, whose attribute is a, is
@@ -321,7 +408,7 @@ func skipSub(a *Attribute, name string) bool {
 
 type differ struct {
 	opts     DiffOptions
-	cur, des gjson.Result
+	cur, des *foldDoc // each resource read once
 	max      int
 	ops      []PatchOp
 }
@@ -355,15 +442,15 @@ func (d *differ) add(op, path string, v json.RawMessage) {
 
 // path diffs one managed path without filter.
 func (d *differ) path(p Path, a *Attribute) error {
-	cv := getFold(schemaObject(d.cur, p.URN), p.Attr)
-	dv := getFold(schemaObject(d.des, p.URN), p.Attr)
+	cv := d.cur.attr(p.URN, p.Attr)
+	dv := d.des.attr(p.URN, p.Attr)
 	multi := a != nil && a.MultiValued || a == nil && (cv.IsArray() || dv.IsArray())
 	if p.Sub != "" {
 		if multi {
 			return d.multi(p, a, cv, dv, p.Sub)
 		}
 		sub := a.Sub(p.Sub)
-		d.simple(opPath(p), getFold(cv, p.Sub), getFold(dv, p.Sub), attrCaseExact(sub), attrType(sub))
+		d.simple(p, getFold(cv, p.Sub), getFold(dv, p.Sub), attrCaseExact(sub), attrType(sub))
 		return nil
 	}
 	if multi || strings.EqualFold(p.Attr, "members") {
@@ -373,18 +460,19 @@ func (d *differ) path(p Path, a *Attribute) error {
 		d.complex(p, a, cv, dv)
 		return nil
 	}
-	d.simple(opPath(p), cv, dv, attrCaseExact(a), attrType(a))
+	d.simple(p, cv, dv, attrCaseExact(a), attrType(a))
 	return nil
 }
 
-// simple diffs one simple value at path.
-func (d *differ) simple(path string, cv, dv gjson.Result, exact bool, typ string) {
+// simple diffs one simple value at path p, which is rendered only for an
+// operation (most values are equal).
+func (d *differ) simple(p Path, cv, dv gjson.Result, exact bool, typ string) {
 	switch {
 	case unassigned(dv) && unassigned(cv):
 	case unassigned(dv):
-		d.add("remove", path, nil)
+		d.add("remove", opPath(p), nil)
 	case unassigned(cv) || !equalValues(cv, dv, exact, typ):
-		d.add("replace", path, compactJSON(dv.Raw))
+		d.add("replace", opPath(p), compactJSON(dv.Raw))
 	}
 }
 
@@ -398,7 +486,7 @@ func (d *differ) complex(p Path, a *Attribute, cv, dv gjson.Result) {
 		return
 	}
 	if !dv.IsObject() || !unassigned(cv) && !cv.IsObject() {
-		d.simple(opPath(p), cv, dv, attrCaseExact(a), attrType(a))
+		d.simple(p, cv, dv, attrCaseExact(a), attrType(a))
 		return
 	}
 	each := func(k string, dsv, csv gjson.Result) {
@@ -408,7 +496,7 @@ func (d *differ) complex(p Path, a *Attribute, cv, dv gjson.Result) {
 		sub := a.Sub(k)
 		q := p
 		q.Sub = k
-		d.simple(opPath(q), csv, dsv, attrCaseExact(sub), attrType(sub))
+		d.simple(q, csv, dsv, attrCaseExact(sub), attrType(sub))
 	}
 	// Diff rejected keys repeated in an object (ignoring case); seen only
 	// keeps a key that both objects have from being diffed twice. Each
@@ -433,12 +521,12 @@ func (d *differ) complex(p Path, a *Attribute, cv, dv gjson.Result) {
 func (d *differ) filtered(p Path, a *Attribute, rest []Path) error {
 	var subs []string
 	whole := false
-	group := strings.ToLower(Path{URN: p.URN, Attr: p.Attr, Filter: p.Filter}.String())
+	group := Path{URN: p.URN, Attr: p.Attr, Filter: p.Filter}
 	for _, q := range rest {
 		if isCoreURN(q.URN) {
 			q.URN = ""
 		}
-		if len(q.Filter) == 0 || strings.ToLower(Path{URN: q.URN, Attr: q.Attr, Filter: q.Filter}.String()) != group {
+		if len(q.Filter) == 0 || !samePathFold(Path{URN: q.URN, Attr: q.Attr, Filter: q.Filter}, group) {
 			continue
 		}
 		if q.Sub == "" {
@@ -450,8 +538,8 @@ func (d *differ) filtered(p Path, a *Attribute, rest []Path) error {
 		}
 		subs = append(subs, q.Sub)
 	}
-	cv := getFold(schemaObject(d.cur, p.URN), p.Attr)
-	dv := getFold(schemaObject(d.des, p.URN), p.Attr)
+	cv := d.cur.attr(p.URN, p.Attr)
+	dv := d.des.attr(p.URN, p.Attr)
 	ce := findElement(cv, p.Filter, a)
 	de := findElement(dv, p.Filter, a)
 	attrPath := opPath(Path{URN: p.URN, Attr: p.Attr})
@@ -539,7 +627,7 @@ func (d *differ) filtered(p Path, a *Attribute, rest []Path) error {
 	for _, s := range subs {
 		sub := a.Sub(s)
 		q.Sub = s
-		d.simple(opPath(q), getFold(ce, s), getFold(de, s), attrCaseExact(sub), attrType(sub))
+		d.simple(q, getFold(ce, s), getFold(de, s), attrCaseExact(sub), attrType(sub))
 	}
 	return nil
 }
@@ -1050,7 +1138,7 @@ func equalValues(a, b gjson.Result, exact bool, typ string) bool {
 		ao, bo := newFoldObject(a), newFoldObject(b)
 		for _, x := range [2][2]*foldObject{{&ao, &bo}, {&bo, &ao}} {
 			for i, k := range x[0].keys {
-				v, w := x[0].vals[i], x[1].get(k)
+				v, w := x[0].val(i), x[1].get(k)
 				if !(unassigned(v) && unassigned(w) || !unassigned(v) && !unassigned(w) && equalValues(v, w, exact, "")) {
 					return false
 				}

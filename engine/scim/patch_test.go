@@ -310,10 +310,16 @@ func TestPatchDiffErrors(t *testing.T) {
 	}
 }
 
+// wideKeys are 20 members, past foldLinear: an object that holds them is
+// read through foldObject's index.
+var wideKeys = strings.Trim(wideObject(20, -1, ""), "{}")
+
 // TestPatchDiffDuplicateKeys: a resource that repeats a key (ignoring case, as SCIM attribute
 // names compare) where a managed path reads is rejected by Diff and PutBody, naming the key;
 // elsewhere it is ignored. FuzzPatchDiff found Diff(x, x) non-empty for the first case.
 func TestPatchDiffDuplicateKeys(t *testing.T) {
+	// wide is an object of members plus 20 other keys.
+	wide := func(members string) string { return `{` + wideKeys + `,` + members + `}` }
 	for _, tt := range []struct {
 		doc     string
 		managed []string
@@ -332,9 +338,21 @@ func TestPatchDiffDuplicateKeys(t *testing.T) {
 		{`{"` + URNEnterpriseUser + `":{},"` + strings.ToLower(URNEnterpriseUser) + `":{}}`, []string{URNEnterpriseUser + ":employeeNumber"},
 			`current resource: key "` + URNEnterpriseUser + `" appears again as "` + strings.ToLower(URNEnterpriseUser) + `"`},
 		{`{"x":{"y":[{"z":1,"z":2}]}}`, []string{"x"}, `current resource: key "z" appears again in x.y[0]`},
+		// Objects past foldLinear keys are read through an index: the same
+		// first two keys are named.
+		{wide(`"userName":"a","USERNAME":"b","username":"c"`), []string{"userName"},
+			`current resource: key "userName" appears again as "USERNAME"`},
+		{wide(`"userName":"a",` + wideKeys + `,"username":"b"`), []string{"title", "userName"},
+			`current resource: key "userName" appears again as "username"`},
+		{`{"` + URNEnterpriseUser + `":` + wideObject(20, -1, `,"employeeNumber":"1","EMPLOYEENUMBER":"2"`) + `}`,
+			[]string{URNEnterpriseUser + ":employeeNumber"},
+			`current resource: key "employeeNumber" appears again as "EMPLOYEENUMBER" in ` + URNEnterpriseUser},
+		{wide(`"` + URNEnterpriseUser + `":{},"` + strings.ToUpper(URNEnterpriseUser) + `":{}`), []string{URNEnterpriseUser + ":employeeNumber"},
+			`current resource: key "` + URNEnterpriseUser + `" appears again as "` + strings.ToUpper(URNEnterpriseUser) + `"`},
 		// Not read by any managed path: no error.
 		{`{"userName":"a","title":"x","TITLE":"y"}`, []string{"userName"}, ``},
 		{`{"userName":"a","meta":{"version":"1","version":"2"}}`, []string{"userName", "displayName"}, ``},
+		{wide(`"userName":"a","title":"x","TITLE":"y"`), []string{"userName"}, ``},
 	} {
 		t.Run(tt.doc, func(t *testing.T) {
 			managed := parsePaths(t, tt.managed)
@@ -766,4 +784,37 @@ func FuzzPatchDiff(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDesiredDiff: a Desired diffed against several current resources, one
+// after the other, gives what Diff gives for each: the same operations and
+// the same errors, in the same order of precedence.
+func TestDesiredDiff(t *testing.T) {
+	managed := parsePaths(t, []string{"userName", "title", "name.givenName", `emails[type eq "work"].value`,
+		URNEnterpriseUser + ":employeeNumber", URNEnterpriseUser + ":manager.value"})
+	currents := []string{
+		`{"userName":"a","title":"T","emails":[{"type":"work","value":"a@x"}],"` + URNEnterpriseUser + `":{"employeeNumber":"1"}}`,
+		`{"userName":"a","title":"U","name":{"givenName":"G"},"emails":[{"type":"Work","value":"b@x"}]}`,
+		`{"userName":"a","TITLE":"T","title":"U"}`,
+		`{"userName":"a","` + URNEnterpriseUser + `":{"employeeNumber":"2","manager":{"value":"m"}}}`,
+		`{}`,
+		`not json`,
+		`[]`,
+	}
+	desireds := []string{
+		`{"userName":"a","title":"T","emails":[{"type":"work","value":"a@x"}],"` + URNEnterpriseUser + `":{"employeeNumber":"1","manager":{"value":"m"}}}`,
+		`{"userName":"a","title":"T","Title":"U"}`,
+		`{"userName":"a"`,
+	}
+	for _, des := range desireds {
+		w := NewDesired([]byte(des), managed)
+		for _, cur := range currents {
+			opts := newOpts(t, "User", 0)
+			got, gerr := w.Diff([]byte(cur), opts)
+			want, werr := Diff([]byte(cur), []byte(des), managed, opts)
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || formatOps(got) != formatOps(want) {
+				t.Errorf("desired %s, current %s:\nDesired.Diff %s %v\nDiff         %s %v", des, cur, formatOps(got), gerr, formatOps(want), werr)
+			}
+		}
+	}
 }

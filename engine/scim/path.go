@@ -3,9 +3,12 @@ package scim
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/scimsync/scimsync/engine/jsonw"
 )
 
 // Path is a parsed SCIM attribute path (RFC 7644 §3.10, §3.5.2 "path" ABNF)
@@ -281,29 +284,108 @@ func (a AttrPath) lastName() string {
 // Path with ParsePath when p.URN is among the known URNs or is a well-formed
 // URN. Filter values are quoted with Quote; comparisons are joined by " and ".
 func (p Path) String() string {
-	var b strings.Builder
+	var buf [128]byte // a path of usual length is rendered here, then copied once
+	return string(p.appendTo(buf[:0]))
+}
+
+// appendTo appends the text String returns.
+func (p Path) appendTo(b []byte) []byte {
 	if p.URN != "" {
-		b.WriteString(p.URN)
-		b.WriteByte(':')
+		b = append(b, p.URN...)
+		b = append(b, ':')
 	}
-	b.WriteString(p.Attr)
+	b = append(b, p.Attr...)
 	if len(p.Filter) > 0 {
-		b.WriteByte('[')
+		b = append(b, '[')
 		for i, e := range p.Filter {
 			if i > 0 {
-				b.WriteString(" and ")
+				b = append(b, " and "...)
 			}
-			b.WriteString(e.Attr)
-			b.WriteString(" eq ")
-			b.WriteString(formatValue(e.Value))
+			b = append(b, e.Attr...)
+			b = append(b, " eq "...)
+			if v, ok := e.Value.(string); ok {
+				b = jsonw.AppendString(b, v) // formatValue's Quote, without its string
+			} else {
+				b = append(b, formatValue(e.Value)...)
+			}
 		}
-		b.WriteByte(']')
+		b = append(b, ']')
 	}
 	if p.Sub != "" {
-		b.WriteByte('.')
-		b.WriteString(p.Sub)
+		b = append(b, '.')
+		b = append(b, p.Sub...)
 	}
-	return b.String()
+	return b
+}
+
+// appendKey appends strings.ToLower(p.String()), without making either
+// string: how Diff tells managed paths apart.
+func (p Path) appendKey(b []byte) []byte {
+	var buf [128]byte
+	text := p.appendTo(buf[:0])
+	for i := 0; i < len(text); {
+		if c := text[i]; c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(text[i:]) // an invalid byte is RuneError, which ToLower writes as U+FFFD too
+		b = utf8.AppendRune(b, unicode.ToLower(r))
+		i += n
+	}
+	return b
+}
+
+// pathSet is a set of paths compared as strings.ToLower of their text is,
+// kept as the keys (appendKey) one after the other in one buffer; past
+// foldLinear paths, a map finds them.
+type pathSet struct {
+	keys []byte
+	ends []int
+	m    map[string]bool
+}
+
+// add adds p and reports whether it was not in the set already.
+func (s *pathSet) add(p Path) bool {
+	start := len(s.keys)
+	s.keys = p.appendKey(s.keys)
+	k := s.keys[start:]
+	if s.m != nil {
+		if s.m[string(k)] {
+			s.keys = s.keys[:start]
+			return false
+		}
+		s.m[string(k)] = true
+		return true
+	}
+	from := 0
+	for _, end := range s.ends {
+		if string(s.keys[from:end]) == string(k) {
+			s.keys = s.keys[:start]
+			return false
+		}
+		from = end
+	}
+	s.ends = append(s.ends, len(s.keys))
+	if len(s.ends) > foldLinear {
+		s.m = make(map[string]bool, 2*len(s.ends))
+		from = 0
+		for _, end := range s.ends {
+			s.m[string(s.keys[from:end])] = true
+			from = end
+		}
+	}
+	return true
+}
+
+// samePathFold reports whether strings.ToLower(a.String()) equals
+// strings.ToLower(b.String()).
+func samePathFold(a, b Path) bool {
+	var x, y [128]byte
+	return string(a.appendKey(x[:0])) == string(b.appendKey(y[:0]))
 }
 
 // JSONPath returns the gjson/sjson path of the value p names in a resource

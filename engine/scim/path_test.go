@@ -288,3 +288,39 @@ func TestSuggest(t *testing.T) {
 		}
 	})
 }
+
+// TestPathKey: appendKey is strings.ToLower of String, and pathSet tells
+// paths apart exactly as a set of those strings does, small or large.
+func TestPathKey(t *testing.T) {
+	paths := []Path{
+		{Attr: "userName"}, {Attr: "USERNAME"}, {Attr: "name", Sub: "givenName"}, {Attr: "Name", Sub: "GivenName"},
+		{URN: URNEnterpriseUser, Attr: "employeeNumber"}, {URN: strings.ToLower(URNEnterpriseUser), Attr: "EmployeeNumber"},
+		{Attr: "emails", Filter: []Eq{{Attr: "type", Value: "work"}}, Sub: "value"},
+		{Attr: "emails", Filter: []Eq{{Attr: "type", Value: "Work"}}, Sub: "value"},
+		{Attr: "emails", Filter: []Eq{{Attr: "type", Value: "work"}, {Attr: "primary", Value: true}}},
+		{Attr: "x", Filter: []Eq{{Attr: "n", Value: 1.5}, {Attr: "z", Value: nil}, {Attr: "q", Value: "a\"b\\\u2028"}}},
+		{Attr: "\u212a"}, {Attr: "k"}, {Attr: "K"}, {Attr: "İ"}, {Attr: "i"}, {Attr: "\xff"}, {Attr: "\ufffd"},
+		{Attr: "ẞ"}, {Attr: "ß"}, {Attr: strings.Repeat("Long", 50)}, {Attr: strings.Repeat("long", 50)},
+	}
+	for _, p := range paths {
+		if got, want := string(p.appendKey(nil)), strings.ToLower(p.String()); got != want {
+			t.Errorf("appendKey(%s) = %q, want %q", p, got, want)
+		}
+	}
+	for _, n := range []int{3, len(paths)} { // below and past foldLinear
+		var set pathSet
+		seen := map[string]bool{}
+		for _, p := range paths[:n] {
+			k := strings.ToLower(p.String())
+			if got, want := set.add(p), !seen[k]; got != want {
+				t.Errorf("%d paths: add(%s) = %v, want %v", n, p, got, want)
+			}
+			seen[k] = true
+		}
+		for _, p := range paths[:n] {
+			if set.add(p) {
+				t.Errorf("%d paths: add(%s) again = true", n, p)
+			}
+		}
+	}
+}

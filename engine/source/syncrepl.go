@@ -358,7 +358,7 @@ func (s *Syncrepl) entry(e *ldap.Entry, st *ldap.ControlSyncState) {
 		ch.Type = lang.Add
 	}
 	old, known := s.lastDN(id)
-	if known && NormalizeDN(old) != NormalizeDN(e.DN) {
+	if known && old != e.DN && NormalizeDN(old) != NormalizeDN(e.DN) { // (parsed only when spelled apart)
 		ch.Type = lang.ModRDN
 		ch.OldDN = old
 	}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -30,6 +31,22 @@ import (
 // again in a new transaction; so a write's function must give the same
 // result when it runs twice, which those of this package do.
 
+// Asynchronous writes (the shadow records, writeAsync) wait for no one:
+// nothing relies on them being durable (engine/state/shadow.go: a record
+// lost in a crash is dropped with the others at the next Open, and the
+// engine answers from memory what it queued). Committed one group each as
+// they came, they cost a commit and its fsyncs per change of a steady run:
+// about 15% of `run --shadows`'s CPU in testdata/bench/runcpu.sh (issue
+// 15). So a group made only of them lingers up to asyncLinger for more
+// writes to join it: the next waited-for write (the checkpoint, saved every
+// 100 ms while changes are applied, or an id-map write) takes them along
+// at once, and so does closing the store; asyncMaxGroup of them go without
+// waiting. Their order with the other writes does not change.
+const (
+	asyncLinger   = 100 * time.Millisecond
+	asyncMaxGroup = 1024
+)
+
 // request is one write waiting for the committer. A writer that waits
 // reads done; an asynchronous one (writeAsync) is told through after,
 // called on the committer's goroutine once the write is durable or failed.
@@ -52,6 +69,9 @@ func (r *request) answer(err error) {
 type committer struct {
 	mu      sync.Mutex
 	queue   []*request
+	waiters int           // requests in queue that a writer waits for
+	since   time.Time     // when the oldest request in queue was queued
+	linger  time.Duration // asyncLinger (tests make it longer)
 	closed  bool
 	wake    chan struct{} // one pending wake-up at most
 	stopped chan struct{} // closed when the loop has ended
@@ -65,7 +85,7 @@ type fnPanic struct{ v any }
 func (p fnPanic) Error() string { return fmt.Sprintf("panic: %v", p.v) }
 
 func (s *Store) startCommitter() {
-	s.c = &committer{wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	s.c = &committer{wake: make(chan struct{}, 1), stopped: make(chan struct{}), linger: asyncLinger}
 	go s.commitLoop()
 }
 
@@ -104,8 +124,23 @@ func (s *Store) enqueue(r *request) error {
 		c.mu.Unlock()
 		return fmt.Errorf("state %s: %w", s.path, bolterrors.ErrDatabaseNotOpen)
 	}
+	first := len(c.queue) == 0
+	if first {
+		c.since = time.Now()
+	}
 	c.queue = append(c.queue, r)
+	if r.after == nil {
+		c.waiters++
+	}
+	// An asynchronous write joining others waits with them: the committer
+	// was woken for the first and lingers (or is about to), so waking it
+	// again would only have it find the same; a write waited for, or a
+	// full group, goes now.
+	wake := first || r.after == nil || len(c.queue) >= asyncMaxGroup
 	c.mu.Unlock()
+	if !wake {
+		return nil
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default: // a wake-up is pending already: it will take this request too
@@ -129,13 +164,32 @@ func (s *Store) stopCommitter() {
 func (s *Store) commitLoop() {
 	c := s.c
 	defer close(c.stopped)
-	for range c.wake {
+	linger := time.NewTimer(time.Hour) // one timer for the loop's life, armed while a group of asynchronous writes lingers
+	linger.Stop()
+	defer linger.Stop()
+	armed := false
+	for {
+		select {
+		case <-c.wake:
+		case <-linger.C:
+			armed = false
+		}
 		// Let the writers just answered (or just woken) queue their next
 		// write first: a yield of microseconds, which grows the groups.
 		runtime.Gosched()
 		c.mu.Lock()
 		group, closed := c.queue, c.closed
-		c.queue = nil
+		if !closed && len(group) > 0 && c.waiters == 0 && len(group) < asyncMaxGroup {
+			if wait := c.linger - time.Since(c.since); wait > 0 {
+				c.mu.Unlock()
+				if !armed {
+					linger.Reset(wait)
+					armed = true
+				}
+				continue
+			}
+		}
+		c.queue, c.waiters = nil, 0
 		c.mu.Unlock()
 		if len(group) > 0 {
 			s.commitGroup(group)

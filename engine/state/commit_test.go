@@ -65,6 +65,66 @@ func TestCommitGroupFailure(t *testing.T) {
 	}
 }
 
+// TestAsyncWritesJoinTheNext: asynchronous writes (shadow records) that
+// linger for company are committed, in the order they were queued, with
+// the next write a writer waits for, or when the store closes, or once
+// asyncMaxGroup of them wait, or when their linger is over: none is left
+// behind. Except in the last case the linger is made too long to end
+// within the test.
+func TestAsyncWritesJoinTheNext(t *testing.T) {
+	tests := []struct {
+		name   string
+		async  int
+		linger time.Duration
+		then   func(t *testing.T, s *Store) // what makes them go
+	}{
+		{"a Put", 3, time.Hour, func(t *testing.T, s *Store) { must(t, s.Put("a", Mapping{SCIMID: "1"})) }},
+		{"a checkpoint", 3, time.Hour, func(t *testing.T, s *Store) { must(t, s.SetCheckpoint("cn=9")) }},
+		{"Close", 3, time.Hour, func(t *testing.T, s *Store) { must(t, s.Close()) }},
+		{"a full group", asyncMaxGroup - 1, time.Hour, func(*testing.T, *Store) {}}, // with the drop below
+		{"the linger's end", 3, asyncLinger, func(*testing.T, *Store) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.TempDir(), "p")
+			must(t, err)
+			defer s.Close()
+			s.KeepShadows()
+			s.c.mu.Lock()
+			s.c.linger = tt.linger
+			s.c.mu.Unlock()
+			type answer struct {
+				i   int
+				err error
+			}
+			done := make(chan answer, tt.async+1) // answered on the committer's goroutine, which must not block
+			for i := range tt.async {
+				s.PutShadowAsync(fmt.Sprintf("Users\x00u%d", i), []byte(`{"title":"B"}`), func(err error) { done <- answer{i, err} })
+			}
+			// The first dropped after it was put: it must end up dropped.
+			s.DropShadowAsync("Users\x00u0", func(err error) { done <- answer{tt.async, err} })
+			tt.then(t, s)
+			for want := range tt.async + 1 {
+				var got answer
+				select {
+				case got = <-done:
+				case <-time.After(time.Minute): // a hang, not a timing: the linger is an hour
+					t.Fatalf("write %d was left behind", want)
+				}
+				if got.err != nil || got.i != want {
+					t.Fatalf("answer %d: write %d, %v; want write %d, nil", want, got.i, got.err, want)
+				}
+			}
+			if tt.name == "Close" {
+				return
+			}
+			if n, err := s.ShadowCount(); err != nil || n != tt.async-1 {
+				t.Errorf("%d shadows (%v), want %d", n, err, tt.async-1)
+			}
+		})
+	}
+}
+
 // TestWriteAfterClose: a write after Close fails instead of hanging.
 func TestWriteAfterClose(t *testing.T) {
 	s, err := Open(t.TempDir(), "p")
